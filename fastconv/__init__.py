@@ -1,0 +1,46 @@
+"""fastconv: small, fast, inspectable CPU convolutions for Python.
+
+``conv2d`` and its gradients with the semantics of TensorFlow's ``tf.nn`` ops, max and average
+pooling, computed by Cython/C kernels with OpenMP threads and SIMD micro-kernels; a Keras-like
+training layer in :mod:`fastconv.keras`.
+"""
+try:
+    from fastconv._runtime import openmp_enabled, simd_isa
+except ImportError as exc:  # running from a source folder whose kernels were never compiled
+    raise ImportError(
+        "fastconv's compiled kernels are missing. Install the package with `pip install .` (or, "
+        "to work on the source, `pip install --no-build-isolation -e .`) and do not run Python "
+        f"from a source checkout that shadows the installed package. ({exc})"
+    ) from exc
+from fastconv._threads import get_num_threads, set_num_threads
+from fastconv.bias import bias_add, bias_add_grad
+from fastconv.conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input, conv2d_transpose
+from fastconv.pooling import (
+    avg_pool2d,
+    avg_pool2d_grad,
+    max_pool2d,
+    max_pool2d_grad,
+    max_pool2d_grad_with_argmax,
+    max_pool_with_argmax,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "avg_pool2d",
+    "avg_pool2d_grad",
+    "bias_add",
+    "bias_add_grad",
+    "conv2d",
+    "conv2d_backprop_filter",
+    "conv2d_backprop_input",
+    "conv2d_transpose",
+    "get_num_threads",
+    "max_pool2d",
+    "max_pool2d_grad",
+    "max_pool2d_grad_with_argmax",
+    "max_pool_with_argmax",
+    "openmp_enabled",
+    "set_num_threads",
+    "simd_isa",
+]

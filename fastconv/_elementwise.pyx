@@ -1,0 +1,60 @@
+"""Bias kernels: y = x + b along a channel axis (with an optional ReLU) and its gradient.
+
+Private module: fastconv/bias.py views the data as (outer, channels, inner), C-contiguous (inner
+is 1 for channels-last data, H * W for NCHW), checks the shapes and allocates the outputs.
+"""
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stddef cimport ptrdiff_t
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def bias_add(const floating[:, :, ::1] x, const floating[::1] bias, floating[:, :, ::1] y, bint relu,
+             int n_threads):
+    """y[o, c, i] = x[o, c, i] + bias[c], then max(., 0) if relu (NaN kept, as tf.nn.relu)."""
+    cdef ptrdiff_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
+    cdef ptrdiff_t o, c, i
+    cdef floating v
+    for o in prange(O, nogil=True, schedule="static", num_threads=n_threads):
+        for c in range(C):
+            for i in range(I):
+                v = x[o, c, i] + bias[c]
+                if relu and v < 0:
+                    v = 0
+                y[o, c, i] = v
+
+
+cdef enum:
+    # The batch is summed in this many fixed slices (one thread each), then the slices in order:
+    # the same bits for any thread count.
+    MAX_SLICES = 16
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def bias_grad(const floating[:, :, ::1] dy, floating[:, ::1] partials, floating[::1] db, int n_threads):
+    """db[c] = sum over o and i of dy[o, c, i]; ``partials`` is (slices, C) scratch."""
+    cdef ptrdiff_t O = dy.shape[0], C = dy.shape[1], I = dy.shape[2], G = partials.shape[0]
+    cdef ptrdiff_t s, o, c, i
+    cdef floating acc
+    for s in prange(G, nogil=True, schedule="static", num_threads=n_threads):
+        for c in range(C):
+            partials[s, c] = 0
+        for o in range(s * O // G, (s + 1) * O // G):
+            for c in range(C):
+                acc = 0
+                for i in range(I):
+                    acc = acc + dy[o, c, i]
+                partials[s, c] = partials[s, c] + acc
+    for c in range(C):
+        acc = 0
+        for s in range(G):
+            acc = acc + partials[s, c]
+        db[c] = acc
+
+
+def slices(ptrdiff_t outer):
+    """Number of partial sums for ``outer`` rows."""
+    return outer if outer < MAX_SLICES else MAX_SLICES

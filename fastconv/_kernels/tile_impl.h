@@ -1,0 +1,135 @@
+/*
+ * One register-tiled micro-kernel, instantiated per element type and instruction set by
+ * tile.h (this file is included several times with different macros; it has no guard).
+ *
+ * The kernel computes one tile  C[m x nc] (=|+=) sum_t sum_k A_t[r, k] * B_t[k, j]  with
+ *
+ *     A_t[r, k] = a[a_off[t] + r * a_rs + k * a_ks]     (r < m <= MR, any strides)
+ *     B_t[k, j] = b[b_off[t] + k * NR + j]               (a packed panel, NR columns)
+ *     C[r, j]   = c[r * c_rs + j]                        (j < nc <= NR)
+ *
+ * Every convolution of fastconv is a sum of such tiles: the rows r are output pixels (or, for the
+ * filter gradient, filter rows), the columns j a block of output channels, the taps t the (kh, kw)
+ * positions of the filter and k the reduction channels.  The m x NR accumulators stay in vector
+ * registers for the whole reduction; each step k loads NV vectors of B and broadcasts one value
+ * of A per row, then does m x NV fused multiply-adds (the outer-product form of Goto's GEMM
+ * micro-kernel and of the direct-convolution kernels of Georganas et al., SC 2018).
+ *
+ * Parameters (macros): FC_T element type, FC_IT the signed integer of its size (for masks),
+ * FC_VBYTES vector width in bytes, FC_MR rows,
+ * FC_NV vectors per row, FC_ID name suffix, FC_TARGET function attributes for the ISA.
+ */
+
+#define FC_CAT_(a, b) a##_##b
+#define FC_CAT(a, b) FC_CAT_(a, b)
+#define FC_FN(name) FC_CAT(name, FC_ID)
+#define FC_VL ((int)(FC_VBYTES / sizeof(FC_T)))
+#define FC_NR (FC_VL * FC_NV)
+
+/* aligned(sizeof(T)): loads and stores through this type are unaligned vector moves. */
+typedef FC_T FC_FN(vec) __attribute__((vector_size(FC_VBYTES), aligned(sizeof(FC_T))));
+typedef FC_IT FC_FN(mask) __attribute__((vector_size(FC_VBYTES)));
+
+static FC_TARGET inline __attribute__((always_inline)) void
+FC_FN(tile_body)(const int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t *b_off, int kc,
+                 const FC_T *a, ptrdiff_t a_rs, ptrdiff_t a_ks, const FC_T *b,
+                 FC_T *c, ptrdiff_t c_rs, int nc, int beta, const FC_T *bias, int relu)
+{
+    typedef FC_FN(vec) vec;
+    typedef FC_FN(mask) mask;
+    vec acc[FC_MR][FC_NV];
+    const vec zero = {0};
+
+#pragma GCC unroll 16
+    for (int r = 0; r < m; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < FC_NV; v++)
+            acc[r][v] = zero;
+
+    for (int t = 0; t < ntaps; t++) {
+        const FC_T *ap = a + a_off[t];
+        const FC_T *bp = b + b_off[t];
+        for (int k = 0; k < kc; k++) {
+            vec bv[FC_NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < FC_NV; v++)
+                bv[v] = *(const vec *)(bp + v * FC_VL);
+#pragma GCC unroll 16
+            for (int r = 0; r < m; r++) {
+                const vec av = ap[r * a_rs] - zero;   /* broadcast (x - 0 is x, even for -0) */
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_NV; v++)
+                    acc[r][v] += av * bv[v];          /* contracted to an FMA where the ISA has one */
+            }
+            ap += a_ks;
+            bp += FC_NR;
+        }
+    }
+
+    /* Epilogue: optional accumulate into C, bias, ReLU; partial vectors stored lane by lane. */
+#pragma GCC unroll 16
+    for (int r = 0; r < m; r++) {
+        FC_T *cr = c + r * c_rs;
+#pragma GCC unroll 4
+        for (int v = 0; v < FC_NV; v++) {
+            vec val = acc[r][v];
+            if (bias)
+                val += *(const vec *)(bias + v * FC_VL);
+            const int lanes = nc - v * FC_VL;
+            if (lanes >= FC_VL) {
+                if (beta)
+                    val += *(const vec *)(cr + v * FC_VL);
+                if (relu) {   /* max(x, 0) that keeps NaN, as tf.nn.relu does */
+                    const mask keep = (val > zero) | (val != val);
+                    val = (vec)((mask)val & keep);
+                }
+                *(vec *)(cr + v * FC_VL) = val;
+            } else {
+                for (int l = 0; l < lanes; l++) {
+                    FC_T s = val[l];
+                    if (beta)
+                        s += cr[v * FC_VL + l];
+                    if (relu)
+                        s = s > 0 ? s : (s != s ? s : 0);
+                    cr[v * FC_VL + l] = s;
+                }
+            }
+        }
+    }
+}
+
+/* m is dispatched to a compile-time constant so that each row count gets its own unrolled body. */
+static FC_TARGET void
+FC_FN(tile)(int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t *b_off, int kc,
+            const void *a, ptrdiff_t a_rs, ptrdiff_t a_ks, const void *b,
+            void *c, ptrdiff_t c_rs, int nc, int beta, const void *bias, int relu)
+{
+#define FC_CASE(M) case M: FC_FN(tile_body)(M, ntaps, a_off, b_off, kc, (const FC_T *)a, a_rs, a_ks, \
+                       (const FC_T *)b, (FC_T *)c, c_rs, nc, beta, (const FC_T *)bias, relu); return;
+    switch (m) {
+    FC_CASE(1) FC_CASE(2) FC_CASE(3) FC_CASE(4)
+#if FC_MR > 4
+    FC_CASE(5) FC_CASE(6)
+#endif
+#if FC_MR > 6
+    FC_CASE(7) FC_CASE(8)
+#endif
+#if FC_MR > 8
+    FC_CASE(9) FC_CASE(10) FC_CASE(11) FC_CASE(12)
+#endif
+#if FC_MR > 12
+    FC_CASE(13) FC_CASE(14) FC_CASE(15) FC_CASE(16)
+#endif
+#if FC_MR > 16
+    FC_CASE(17) FC_CASE(18) FC_CASE(19) FC_CASE(20) FC_CASE(21) FC_CASE(22) FC_CASE(23) FC_CASE(24)
+#endif
+    default: return;
+    }
+#undef FC_CASE
+}
+
+#undef FC_CAT_
+#undef FC_CAT
+#undef FC_FN
+#undef FC_VL
+#undef FC_NR

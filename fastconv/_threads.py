@@ -1,0 +1,52 @@
+"""The number of threads fastconv's kernels use.
+
+One process-wide setting read by every kernel call; the default comes from ``OMP_NUM_THREADS``
+when it is set, else from the CPUs this process may run on (its affinity mask, which is what a
+container or ``taskset`` grants, not the machine's total).
+"""
+import os
+
+from fastconv._runtime import openmp_enabled
+
+_num_threads = None
+
+
+def _default_num_threads():
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n > 0:
+            return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n):
+    """Set the number of threads of every fastconv kernel (``None`` restores the default).
+
+    Results do not depend on it: each kernel splits its work in blocks fixed by the shapes and
+    sums every output element in one thread, in one order, so any thread count gives the same
+    bits.  A serial build (``openmp_enabled() is False``) accepts any ``n`` and runs one thread.
+    """
+    global _num_threads
+    if n is None:
+        _num_threads = None
+        return
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"set_num_threads: n must be a positive int or None. Received: n={n!r}")
+    n = int(n.__index__())
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int or None. Received: n={n}")
+    _num_threads = n
+
+
+def get_num_threads():
+    """The number of threads the kernels will use (1 in a serial build)."""
+    if not openmp_enabled():
+        return 1
+    return _num_threads if _num_threads is not None else _default_num_threads()

@@ -1,0 +1,226 @@
+"""Argument checking and normalisation shared by every public function of fastconv.
+
+Each helper takes the name of the calling function and of the argument, so that an error says
+where it comes from and what was received, e.g.::
+
+    conv2d: strides must be an int or a list of 1, 2 or 4 positive ints. Received: strides=[1, 0]
+"""
+import operator
+
+import numpy as np
+
+DATA_FORMATS = ("NHWC", "NCHW")
+
+# Largest reduction length or channel count the micro-kernels take (their counters are C ints).
+MAX_INT32 = 2**31 - 1
+
+
+def as_numeric_array(value, fn, name):
+    """``value`` as an ndarray of bools, integers or floats; a TypeError for anything else."""
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{fn}: {name} must be a rectangular array-like; {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{fn}: {name} must hold numbers (bool, integer or floating point); "
+            f"received dtype {arr.dtype} with shape {arr.shape}"
+        )
+    return arr
+
+
+def float_dtypes(fn, *arrays):
+    """(compute dtype, result dtype) of a kernel over ``arrays``, by NumPy's promotion.
+
+    float32 stays float32; float64 wins over float32; bools and integers compute in float64 (as
+    NumPy would promote them with a float64); float16 computes in float32 and returns float16.
+    """
+    result = np.result_type(*arrays)
+    if result.kind in "biu":
+        return np.dtype(np.float64), np.dtype(np.float64)
+    if result == np.float16:
+        return np.dtype(np.float32), result
+    if result in (np.float32, np.float64):
+        return result, result
+    raise TypeError(
+        f"{fn}: dtype {result} is not supported (fastconv computes in float32 and float64); "
+        f"received dtypes {', '.join(str(a.dtype) for a in arrays)}"
+    )
+
+
+def normalize_data_format(data_format, fn):
+    if not isinstance(data_format, str) or data_format.upper() not in DATA_FORMATS:
+        raise ValueError(f"{fn}: data_format must be 'NHWC' or 'NCHW'. Received: data_format={data_format!r}")
+    return data_format.upper()
+
+
+def _as_int(value):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError
+    return operator.index(value)
+
+
+def normalize_spatial(value, fn, name, data_format, default=1):
+    """strides / dilations / ksize in TensorFlow's forms -> (along H, along W).
+
+    An int, or a list of 1, 2 or 4 ints; in the 4-int form the batch and channel entries must
+    be 1 (as TensorFlow requires) and the spatial ones are read where ``data_format`` puts them.
+    """
+    if value is None:
+        return (default, default)
+    expected = f"{fn}: {name} must be an int or a list of 1, 2 or 4 positive ints. Received: {name}={value!r}"
+    try:
+        items = [_as_int(value)]
+    except TypeError:
+        try:
+            items = [_as_int(v) for v in value]
+        except TypeError:
+            raise TypeError(expected) from None
+    if len(items) == 1:
+        items = items * 2
+    elif len(items) == 4:
+        h_axis, w_axis = (1, 2) if data_format == "NHWC" else (2, 3)
+        others = [items[i] for i in range(4) if i not in (h_axis, w_axis)]
+        if any(v != 1 for v in others):
+            raise ValueError(
+                f"{fn}: {name} in the batch and channel dimensions must be 1 "
+                f"(data_format={data_format!r}). Received: {name}={value!r}"
+            )
+        items = [items[h_axis], items[w_axis]]
+    elif len(items) != 2:
+        raise ValueError(expected)
+    if any(v < 1 for v in items):
+        raise ValueError(expected)
+    return tuple(items)
+
+
+def normalize_padding(padding, fn, data_format, allow_explicit=True):
+    """'SAME', 'VALID' (any case) or explicit pairs -> 'SAME', 'VALID' or ((top, bottom), (left, right)).
+
+    Explicit padding takes TensorFlow's form, one pair per dimension of the input in
+    ``data_format`` order with zeros for batch and channels, e.g. [[0, 0], [1, 1], [2, 2], [0, 0]]
+    for NHWC; two spatial pairs [[1, 1], [2, 2]] are accepted as a shorthand.
+    """
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode in ("SAME", "VALID"):
+            return mode
+        raise ValueError(f"{fn}: padding must be 'SAME', 'VALID' or explicit pairs. Received: padding={padding!r}")
+    if not allow_explicit:
+        raise ValueError(f"{fn}: padding must be 'SAME' or 'VALID'. Received: padding={padding!r}")
+    try:
+        pairs = [[_as_int(v) for v in pair] for pair in padding]
+    except TypeError:
+        raise TypeError(
+            f"{fn}: padding must be 'SAME', 'VALID' or a list of [before, after] int pairs. Received: padding={padding!r}"
+        ) from None
+    if any(len(p) != 2 for p in pairs) or len(pairs) not in (2, 4):
+        raise ValueError(
+            f"{fn}: explicit padding must be 4 pairs (one per dimension of {data_format}) or 2 spatial pairs. "
+            f"Received: padding={padding!r}"
+        )
+    if len(pairs) == 4:
+        h_axis, w_axis = (1, 2) if data_format == "NHWC" else (2, 3)
+        if any(pairs[i] != [0, 0] for i in range(4) if i not in (h_axis, w_axis)):
+            raise ValueError(
+                f"{fn}: explicit padding of the batch and channel dimensions must be [0, 0] "
+                f"(data_format={data_format!r}). Received: padding={padding!r}"
+            )
+        pairs = [pairs[h_axis], pairs[w_axis]]
+    if any(v < 0 for p in pairs for v in p):
+        raise ValueError(f"{fn}: explicit padding must not be negative. Received: padding={padding!r}")
+    return tuple(tuple(p) for p in pairs)
+
+
+def window_geometry(size, window, stride, dilation, padding, axis):
+    """Output extent and (pad_before, pad_after) of one spatial axis, as TensorFlow computes them.
+
+    ``padding`` is 'SAME', 'VALID' or the explicit pairs from :func:`normalize_padding`; ``axis``
+    is 0 (height) or 1 (width).  The effective window is (window - 1) * dilation + 1.
+    SAME: out = ceil(size / stride), total padding max((out - 1) * stride + window_eff - size, 0),
+    the smaller half before (so an odd total puts the extra row at the bottom/right).
+    VALID: out = ceil((size - window_eff + 1) / stride), no padding.
+    Explicit: out = floor((size + before + after - window_eff) / stride) + 1.
+    Returns out <= 0 when the window does not fit; the caller reports it.
+    """
+    eff = (window - 1) * dilation + 1
+    if padding == "SAME":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + eff - size, 0)
+        return out, total // 2, total - total // 2
+    if padding == "VALID":
+        before = after = 0
+    else:
+        before, after = padding[axis]
+    span = size + before + after - eff
+    out = span // stride + 1 if span >= 0 else 0
+    return out, before, after
+
+
+def to_nhwc(arr, data_format, dtype):
+    """A C-contiguous NHWC array of ``dtype`` (a view of ``arr`` when it already is one)."""
+    if data_format == "NCHW":
+        arr = arr.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def from_nhwc(arr, data_format):
+    return arr.transpose(0, 3, 1, 2) if data_format == "NCHW" else arr
+
+
+def nhwc_shape(shape, data_format):
+    return shape if data_format == "NHWC" else (shape[0], shape[2], shape[3], shape[1])
+
+
+def layout_shape(nhwc, data_format):
+    """An NHWC shape in ``data_format`` order."""
+    n, h, w, c = nhwc
+    return (n, h, w, c) if data_format == "NHWC" else (n, c, h, w)
+
+
+def check_out(out, fn, shape, dtype):
+    """Validate an ``out=`` array: an ndarray of exactly the result's shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{fn}: out must be a numpy.ndarray. Received: out of type {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{fn}: out has shape {out.shape}, the result has shape {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{fn}: out has dtype {out.dtype}, the result has dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{fn}: out is read-only")
+    return out
+
+
+def deliver(result_nhwc, data_format, result_dtype, out):
+    """Return the NHWC result in ``data_format`` and ``result_dtype``, written into ``out`` if given."""
+    result = from_nhwc(result_nhwc, data_format)
+    if out is None:
+        if result.dtype != result_dtype or data_format != "NHWC":
+            result = np.ascontiguousarray(result, dtype=result_dtype)
+        return result
+    if result is not out:
+        np.copyto(out, result, casting="same_kind")
+    return out
+
+
+def direct_output(out, data_format, shape_nhwc, compute_dtype, inputs):
+    """Where a kernel may write its NHWC result: ``out`` itself when that is safe, else a new array.
+
+    ``out`` qualifies when it is NHWC, C-contiguous, of the compute dtype and shares no memory
+    with any input (a kernel reads its inputs while it writes).
+    """
+    if (
+        out is not None
+        and data_format == "NHWC"
+        and out.dtype == compute_dtype
+        and out.flags.c_contiguous
+        and not any(np.shares_memory(out, a) for a in inputs)
+    ):
+        return out
+    return np.empty(shape_nhwc, dtype=compute_dtype)
+
+
+def check_int32(fn, **values):
+    for name, v in values.items():
+        if v > MAX_INT32:
+            raise ValueError(f"{fn}: {name} = {v} is larger than fastconv's kernels take (2**31 - 1)")

@@ -1,0 +1,145 @@
+"""Slow, obvious NumPy versions of fastconv's kernels.
+
+They are the definitions the compiled kernels are tested against, and a place to read what each
+operation computes: every function is a few lines of explicit padding, slicing and summing, in
+float64, NHWC only, with the spatial arguments as plain pairs::
+
+    strides=(sh, sw), dilations=(dh, dw), padding="SAME" | "VALID" | ((top, bottom), (left, right))
+
+Nothing here is fast and nothing here validates its arguments.
+"""
+import numpy as np
+
+
+def pads_for(size, window, stride, dilation, padding, axis):
+    """(out, before, after) of one axis, from TensorFlow's definitions of SAME and VALID."""
+    eff = (window - 1) * dilation + 1
+    if padding == "SAME":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + eff - size, 0)
+        return out, total // 2, total - total // 2
+    before, after = (0, 0) if padding == "VALID" else padding[axis]
+    return (size + before + after - eff) // stride + 1, before, after
+
+
+def _geometry(x_shape, window, strides, padding, dilations):
+    _, h, w, _ = x_shape
+    oh, pt, pb = pads_for(h, window[0], strides[0], dilations[0], padding, 0)
+    ow, pl, pr = pads_for(w, window[1], strides[1], dilations[1], padding, 1)
+    return oh, ow, ((0, 0), (pt, pb), (pl, pr), (0, 0))
+
+
+def _window(xp, kh, kw, oh, ow, strides, dilations):
+    """The input values that tap (kh, kw) of the filter sees, for every output pixel."""
+    sh, sw = strides
+    dh, dw = dilations
+    return xp[:, kh * dh: kh * dh + (oh - 1) * sh + 1: sh, kw * dw: kw * dw + (ow - 1) * sw + 1: sw, :]
+
+
+def conv2d(x, w, strides=(1, 1), padding="VALID", dilations=(1, 1)):
+    """y[n, i, j, o] = sum_{a, b, c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * w[a, b, c, o]."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    oh, ow, pads = _geometry(x.shape, w.shape[:2], strides, padding, dilations)
+    xp = np.pad(x, pads)
+    y = np.zeros((x.shape[0], oh, ow, w.shape[3]))
+    for a in range(w.shape[0]):
+        for b in range(w.shape[1]):
+            y += np.einsum("nhwc,co->nhwo", _window(xp, a, b, oh, ow, strides, dilations), w[a, b])
+    return y
+
+
+def conv2d_backprop_input(input_shape, w, dy, strides=(1, 1), padding="VALID", dilations=(1, 1)):
+    """dx = d(sum(conv2d(x, w) * dy)) / dx: every output pixel sends dy . w back to its window."""
+    w = np.asarray(w, dtype=np.float64)
+    dy = np.asarray(dy, dtype=np.float64)
+    oh, ow, pads = _geometry(input_shape, w.shape[:2], strides, padding, dilations)
+    n, h, wd, c = input_shape
+    dxp = np.zeros((n, h + pads[1][0] + pads[1][1], wd + pads[2][0] + pads[2][1], c))
+    for a in range(w.shape[0]):
+        for b in range(w.shape[1]):
+            _window(dxp, a, b, oh, ow, strides, dilations)[...] += np.einsum("nhwo,co->nhwc", dy, w[a, b])
+    return dxp[:, pads[1][0]: pads[1][0] + h, pads[2][0]: pads[2][0] + wd, :]
+
+
+def conv2d_backprop_filter(x, filter_shape, dy, strides=(1, 1), padding="VALID", dilations=(1, 1)):
+    """dw[a, b, c, o] = sum over n, i, j of xpad[n, i*sh + a*dh, j*sw + b*dw, c] * dy[n, i, j, o]."""
+    x = np.asarray(x, dtype=np.float64)
+    dy = np.asarray(dy, dtype=np.float64)
+    oh, ow, pads = _geometry(x.shape, filter_shape[:2], strides, padding, dilations)
+    xp = np.pad(x, pads)
+    dw = np.zeros(filter_shape)
+    for a in range(filter_shape[0]):
+        for b in range(filter_shape[1]):
+            dw[a, b] = np.einsum("nhwc,nhwo->co", _window(xp, a, b, oh, ow, strides, dilations), dy)
+    return dw
+
+
+def _pool_windows(shape, ksize, strides, padding):
+    """For each output pixel, the slices of the input rows and columns its window covers."""
+    _, h, w, _ = shape
+    oh, pt, _ = pads_for(h, ksize[0], strides[0], 1, padding, 0)
+    ow, pl, _ = pads_for(w, ksize[1], strides[1], 1, padding, 1)
+    for i in range(oh):
+        rows = slice(max(i * strides[0] - pt, 0), min(i * strides[0] - pt + ksize[0], h))
+        for j in range(ow):
+            cols = slice(max(j * strides[1] - pl, 0), min(j * strides[1] - pl + ksize[1], w))
+            yield i, j, rows, cols
+
+
+def _pool_shape(shape, ksize, strides, padding):
+    oh = pads_for(shape[1], ksize[0], strides[0], 1, padding, 0)[0]
+    ow = pads_for(shape[2], ksize[1], strides[1], 1, padding, 1)[0]
+    return (shape[0], oh, ow, shape[3])
+
+
+def _first_argmax(window):
+    """Row-major index of the first strictly-greatest element per (n, c), starting from the
+    lowest finite float (TensorFlow's rule: NaN and -inf never win; then the first element)."""
+    n, kh, kw, c = window.shape
+    flat = window.reshape(n, kh * kw, c)
+    best = np.full((n, c), np.finfo(np.float64).min)
+    arg = np.zeros((n, c), dtype=np.int64)
+    for k in range(kh * kw):
+        better = flat[:, k, :] > best
+        best = np.where(better, flat[:, k, :], best)
+        arg = np.where(better, k, arg)
+    return best, arg
+
+
+def max_pool2d(x, ksize, strides, padding):
+    x = np.asarray(x, dtype=np.float64)
+    y = np.empty(_pool_shape(x.shape, ksize, strides, padding))
+    for i, j, rows, cols in _pool_windows(x.shape, ksize, strides, padding):
+        y[:, i, j, :] = _first_argmax(x[:, rows, cols, :])[0]
+    return y
+
+
+def avg_pool2d(x, ksize, strides, padding):
+    x = np.asarray(x, dtype=np.float64)
+    y = np.empty(_pool_shape(x.shape, ksize, strides, padding))
+    for i, j, rows, cols in _pool_windows(x.shape, ksize, strides, padding):
+        y[:, i, j, :] = x[:, rows, cols, :].mean(axis=(1, 2))
+    return y
+
+
+def max_pool2d_grad(x, dy, ksize, strides, padding):
+    """Each output's gradient goes to the first maximal element of its window; overlaps add up."""
+    x = np.asarray(x, dtype=np.float64)
+    dx = np.zeros_like(x)
+    n_idx = np.arange(x.shape[0])[:, None]
+    c_idx = np.arange(x.shape[3])[None, :]
+    for i, j, rows, cols in _pool_windows(x.shape, ksize, strides, padding):
+        _, arg = _first_argmax(x[:, rows, cols, :])
+        width = cols.stop - cols.start
+        np.add.at(dx, (n_idx, rows.start + arg // width, cols.start + arg % width, c_idx), dy[:, i, j, :])
+    return dx
+
+
+def avg_pool2d_grad(shape, dy, ksize, strides, padding):
+    """Each output's gradient is spread evenly over the real elements of its window."""
+    dx = np.zeros(shape)
+    for i, j, rows, cols in _pool_windows(shape, ksize, strides, padding):
+        count = (rows.stop - rows.start) * (cols.stop - cols.start)
+        dx[:, rows, cols, :] += dy[:, i, j, None, None, :] / count
+    return dx

@@ -1,0 +1,61 @@
+"""Threads, OpenMP and SIMD dispatch: what the build reports and what the user can set."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+
+
+def test_openmp_and_isa_are_reported():
+    assert isinstance(fc.openmp_enabled(), bool)
+    assert fc.simd_isa() in ("base", "avx2", "avx512")
+
+
+def test_set_and_get_num_threads():
+    fc.set_num_threads(3)
+    assert fc.get_num_threads() == (3 if fc.openmp_enabled() else 1)
+    fc.set_num_threads(None)
+    assert fc.get_num_threads() >= 1
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError),
+                                        (True, TypeError)])
+def test_set_num_threads_rejects_bad_values(bad, error):
+    with pytest.raises(error, match="set_num_threads: n must be a positive int or None"):
+        fc.set_num_threads(bad)
+
+
+def _run(code, **env):
+    full_env = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                          check=True).stdout.strip()
+
+
+def test_default_threads_follow_omp_num_threads():
+    if not fc.openmp_enabled():
+        pytest.skip("serial build")
+    assert _run("import fastconv; print(fastconv.get_num_threads())", OMP_NUM_THREADS="3") == "3"
+
+
+def test_every_instruction_set_gives_the_same_results():
+    """FASTCONV_ISA caps the micro-kernels (base: SSE2/NEON): every ISA this CPU runs agrees."""
+    code = (
+        "import numpy as np, fastconv as fc\n"
+        "r = np.random.default_rng(0)\n"
+        "x = r.standard_normal((2, 13, 17, 5)).astype(np.float32)\n"
+        "w = r.standard_normal((3, 3, 5, 21)).astype(np.float32)\n"
+        "y = fc.conv2d(x, w, 1, 'SAME', algorithm='direct')\n"
+        "z = fc.conv2d(x, w, 2, 'SAME', algorithm='im2col')\n"
+        "d = fc.conv2d_backprop_filter(x, w.shape, y, 1, 'SAME')\n"
+        "print(fc.simd_isa(), repr(y.sum()), repr(z.sum()), repr(d.sum()))\n"
+    )
+    results = {}
+    for isa in ("base", "avx2", "avx512"):
+        out = _run(code, FASTCONV_ISA=isa).split()
+        results[out[0]] = np.array([float(v.replace("np.float32(", "").rstrip(")")) for v in out[1:]])
+    assert "base" in results
+    for isa, sums in results.items():
+        np.testing.assert_allclose(sums, results["base"], rtol=1e-4, err_msg=isa)
