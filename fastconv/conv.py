@@ -105,7 +105,7 @@ class _ConvGeometry:
 
 
 def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None, name=None, *,
-           algorithm="auto", out=None):
+           algorithm="auto", out=None, bias=None, activation=None):
     """2-D convolution (cross-correlation), as ``tf.nn.conv2d``.
 
     Parameters
@@ -127,6 +127,11 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
         the rounding of a different summation order.
     out : ndarray, optional
         Where to write the result (its shape and dtype must be the result's).
+    bias : array_like, optional
+        One value per output channel, added in the same pass (fastconv's extension: the
+        result equals ``bias_add(conv2d(...), bias)`` bit for bit).
+    activation : None or 'relu'
+        Applied after the bias in the same pass (``tf.nn.relu`` semantics: NaN stays NaN).
 
     Returns
     -------
@@ -139,13 +144,23 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
     w = as_numeric_array(filters, fn, "filters")
     _check_algorithm(algorithm, fn)
     geo = _ConvGeometry(fn, x.shape, w.shape, strides, padding, data_format, dilations)
-    compute, result_dtype = float_dtypes(fn, x, w)
+    if activation not in (None, "relu"):
+        raise ValueError(f"{fn}: activation must be None or 'relu'. Received: activation={activation!r}")
+    operands = (x, w)
+    if bias is not None:
+        b = as_numeric_array(bias, fn, "bias")
+        if b.shape != (geo.filter_shape[3],):
+            raise ValueError(f"{fn}: bias must have shape ({geo.filter_shape[3]},) (one value per output "
+                             f"channel of filters {geo.filter_shape}); received shape {b.shape}")
+        operands += (b,)
+    compute, result_dtype = float_dtypes(fn, *operands)
     if out is not None:
         check_out(out, fn, geo.output_shape, result_dtype)
     xc = to_nhwc(x, geo.data_format, compute)
     wc = np.ascontiguousarray(w, dtype=compute)
-    y = direct_output(out, geo.data_format, geo.output_nhwc, compute, (x, w))
-    _forward(xc, wc, y, geo, algorithm)
+    bc = None if bias is None else np.ascontiguousarray(b, dtype=compute)
+    y = direct_output(out, geo.data_format, geo.output_nhwc, compute, operands)
+    _forward(xc, wc, y, geo, algorithm, bc, activation == "relu")
     return deliver(y, geo.data_format, result_dtype, out)
 
 

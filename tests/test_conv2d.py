@@ -320,3 +320,32 @@ def test_bad_input(kwargs, error, message):
 def test_error_names_the_function():
     with pytest.raises(ValueError, match=r"^conv2d: "):
         fc.conv2d(X, W, 0, "SAME")
+
+
+# -- fused bias and ReLU (fastconv's extension) --------------------------------------------------------
+
+@pytest.mark.parametrize("algorithm", ("auto",) + ALGORITHMS)
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_fused_bias_and_relu_equal_the_separate_ops(algorithm, data_format):
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 9, 8, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 5, 21)).astype(np.float32)
+    b = rng.standard_normal(21).astype(np.float32)
+    if data_format == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    plain = fc.conv2d(x, w, 1, "SAME", data_format=data_format, algorithm=algorithm)
+    biased = fc.bias_add(plain, b, data_format)
+    np.testing.assert_array_equal(fc.conv2d(x, w, 1, "SAME", data_format=data_format, algorithm=algorithm, bias=b),
+                                  biased)
+    fused = fc.conv2d(x, w, 1, "SAME", data_format=data_format, algorithm=algorithm, bias=b, activation="relu")
+    np.testing.assert_array_equal(fused, np.maximum(biased, 0))
+
+
+def test_fused_bias_errors_and_promotion():
+    x = np.ones((1, 4, 4, 2), np.float32)
+    w = np.ones((3, 3, 2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
+        fc.conv2d(x, w, 1, "SAME", bias=np.ones(2))
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        fc.conv2d(x, w, 1, "SAME", activation="tanh")
+    assert fc.conv2d(x, w, 1, "SAME", bias=np.ones(3)).dtype == np.float64
