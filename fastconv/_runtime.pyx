@@ -1,6 +1,6 @@
 """What this build of fastconv can do: OpenMP or not, and which SIMD kernels run on this CPU."""
 from fastconv._omp cimport FC_OPENMP_ENABLED
-from fastconv._tile cimport fc_isa_name
+from fastconv._isa cimport fc_isa_name
 
 
 def openmp_enabled():

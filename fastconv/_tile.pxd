@@ -11,4 +11,3 @@ cdef extern from "tile.h" nogil:
         int mr
         int nr
     fc_kernel fc_select_kernel(int elem_size, int n_cols)
-    const char *fc_isa_name()

@@ -28,19 +28,21 @@ def test_set_num_threads_rejects_bad_values(bad, error):
         fc.set_num_threads(bad)
 
 
-def _run(code, **env):
+def _run(code, tmp_path, **env):
+    """Run ``code`` in a fresh interpreter, from a folder where no source checkout shadows the
+    installed fastconv (``python -c`` puts the working directory first on the path)."""
     full_env = dict(os.environ, **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
-                          check=True).stdout.strip()
+                          cwd=tmp_path, check=True).stdout.strip()
 
 
-def test_default_threads_follow_omp_num_threads():
+def test_default_threads_follow_omp_num_threads(tmp_path):
     if not fc.openmp_enabled():
         pytest.skip("serial build")
-    assert _run("import fastconv; print(fastconv.get_num_threads())", OMP_NUM_THREADS="3") == "3"
+    assert _run("import fastconv; print(fastconv.get_num_threads())", tmp_path, OMP_NUM_THREADS="3") == "3"
 
 
-def test_every_instruction_set_gives_the_same_results():
+def test_every_instruction_set_gives_the_same_results(tmp_path):
     """FASTCONV_ISA caps the micro-kernels (base: SSE2/NEON): every ISA this CPU runs agrees."""
     code = (
         "import numpy as np, fastconv as fc\n"
@@ -54,7 +56,7 @@ def test_every_instruction_set_gives_the_same_results():
     )
     results = {}
     for isa in ("base", "avx2", "avx512"):
-        out = _run(code, FASTCONV_ISA=isa).split()
+        out = _run(code, tmp_path, FASTCONV_ISA=isa).split()
         results[out[0]] = np.array([float(v.replace("np.float32(", "").rstrip(")")) for v in out[1:]])
     assert "base" in results
     for isa, sums in results.items():

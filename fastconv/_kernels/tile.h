@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "isa.h"
+
 typedef void (*fc_tile_fn)(int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t *b_off, int kc,
                            const void *a, ptrdiff_t a_rs, ptrdiff_t a_ks, const void *b,
                            void *c, ptrdiff_t c_rs, int nc, int beta, const void *bias, int relu);
@@ -52,8 +54,7 @@ typedef struct {
 #undef FC_VBYTES
 #undef FC_MR_WIDE
 
-#if defined(__x86_64__)
-#define FC_HAVE_X86_VARIANTS 1
+#ifdef FC_HAVE_X86_VARIANTS
 
 #define FC_ISA avx2
 #define FC_TARGET __attribute__((target("avx2,fma")))
@@ -75,47 +76,6 @@ typedef struct {
 #undef FC_VBYTES
 #undef FC_MR_WIDE
 #endif /* x86-64 */
-
-/* ---- Run-time choice of the instruction set ------------------------------------------------- */
-
-enum { FC_ISA_BASE = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
-
-static int fc_isa_supported(void)
-{
-#ifdef FC_HAVE_X86_VARIANTS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return FC_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return FC_ISA_AVX2;
-#endif
-    return FC_ISA_BASE;
-}
-
-/* The best ISA of this CPU, capped by FASTCONV_ISA; decided once per process and module. */
-static int fc_active_isa = -1;
-
-static int fc_isa(void)
-{
-    if (fc_active_isa < 0) {
-        int isa = fc_isa_supported();
-        const char *cap = getenv("FASTCONV_ISA");
-        if (cap) {
-            if (strcmp(cap, "base") == 0)
-                isa = FC_ISA_BASE;
-            else if (strcmp(cap, "avx2") == 0 && isa > FC_ISA_AVX2)
-                isa = FC_ISA_AVX2;
-        }
-        fc_active_isa = isa;
-    }
-    return fc_active_isa;
-}
-
-static const char *fc_isa_name(void)
-{
-    static const char *names[] = {"base", "avx2", "avx512"};
-    return names[fc_isa()];
-}
 
 /* The kernel for an element size (4 or 8 bytes) and a number of output columns: the narrow
    form when the columns fit in one vector, where the wide one would multiply padding. */

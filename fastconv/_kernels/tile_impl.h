@@ -30,21 +30,27 @@
 typedef FC_T FC_FN(vec) __attribute__((vector_size(FC_VBYTES), aligned(sizeof(FC_T))));
 typedef FC_IT FC_FN(mask) __attribute__((vector_size(FC_VBYTES)));
 
+/* rows: the tile height the code is unrolled for (1 or FC_MR, a compile-time constant at each
+   call); m <= rows: the rows that exist.  Rows past m re-read row m - 1 (a valid address) and are
+   not stored, so a partial tile runs the full-tile code instead of needing its own unrolling. */
 static FC_TARGET inline __attribute__((always_inline)) void
-FC_FN(tile_body)(const int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t *b_off, int kc,
-                 const FC_T *a, ptrdiff_t a_rs, ptrdiff_t a_ks, const FC_T *b,
+FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t *b_off,
+                 int kc, const FC_T *a, ptrdiff_t a_rs, ptrdiff_t a_ks, const FC_T *b,
                  FC_T *c, ptrdiff_t c_rs, int nc, int beta, const FC_T *bias, int relu)
 {
     typedef FC_FN(vec) vec;
     typedef FC_FN(mask) mask;
     vec acc[FC_MR][FC_NV];
+    ptrdiff_t row_off[FC_MR];
     const vec zero = {0};
 
-#pragma GCC unroll 16
-    for (int r = 0; r < m; r++)
+#pragma GCC unroll 24
+    for (int r = 0; r < rows; r++) {
+        row_off[r] = (r < m ? r : m - 1) * a_rs;
 #pragma GCC unroll 4
         for (int v = 0; v < FC_NV; v++)
             acc[r][v] = zero;
+    }
 
     for (int t = 0; t < ntaps; t++) {
         const FC_T *ap = a + a_off[t];
@@ -54,9 +60,9 @@ FC_FN(tile_body)(const int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t
 #pragma GCC unroll 4
             for (int v = 0; v < FC_NV; v++)
                 bv[v] = *(const vec *)(bp + v * FC_VL);
-#pragma GCC unroll 16
-            for (int r = 0; r < m; r++) {
-                const vec av = ap[r * a_rs] - zero;   /* broadcast (x - 0 is x, even for -0) */
+#pragma GCC unroll 24
+            for (int r = 0; r < rows; r++) {
+                const vec av = ap[row_off[r]] - zero;   /* broadcast (x - 0 is x, even for -0) */
 #pragma GCC unroll 4
                 for (int v = 0; v < FC_NV; v++)
                     acc[r][v] += av * bv[v];          /* contracted to an FMA where the ISA has one */
@@ -67,8 +73,10 @@ FC_FN(tile_body)(const int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t
     }
 
     /* Epilogue: optional accumulate into C, bias, ReLU; partial vectors stored lane by lane. */
-#pragma GCC unroll 16
-    for (int r = 0; r < m; r++) {
+#pragma GCC unroll 24
+    for (int r = 0; r < rows; r++) {
+        if (r >= m)
+            break;
         FC_T *cr = c + r * c_rs;
 #pragma GCC unroll 4
         for (int v = 0; v < FC_NV; v++) {
@@ -98,34 +106,22 @@ FC_FN(tile_body)(const int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t
     }
 }
 
-/* m is dispatched to a compile-time constant so that each row count gets its own unrolled body. */
+/* Three unrollings: a full tile, a single row (border pixels of the direct kernel), and a
+   partial tile run at full height. */
 static FC_TARGET void
 FC_FN(tile)(int m, int ntaps, const ptrdiff_t *a_off, const ptrdiff_t *b_off, int kc,
             const void *a, ptrdiff_t a_rs, ptrdiff_t a_ks, const void *b,
             void *c, ptrdiff_t c_rs, int nc, int beta, const void *bias, int relu)
 {
-#define FC_CASE(M) case M: FC_FN(tile_body)(M, ntaps, a_off, b_off, kc, (const FC_T *)a, a_rs, a_ks, \
-                       (const FC_T *)b, (FC_T *)c, c_rs, nc, beta, (const FC_T *)bias, relu); return;
-    switch (m) {
-    FC_CASE(1) FC_CASE(2) FC_CASE(3) FC_CASE(4)
-#if FC_MR > 4
-    FC_CASE(5) FC_CASE(6)
-#endif
-#if FC_MR > 6
-    FC_CASE(7) FC_CASE(8)
-#endif
-#if FC_MR > 8
-    FC_CASE(9) FC_CASE(10) FC_CASE(11) FC_CASE(12)
-#endif
-#if FC_MR > 12
-    FC_CASE(13) FC_CASE(14) FC_CASE(15) FC_CASE(16)
-#endif
-#if FC_MR > 16
-    FC_CASE(17) FC_CASE(18) FC_CASE(19) FC_CASE(20) FC_CASE(21) FC_CASE(22) FC_CASE(23) FC_CASE(24)
-#endif
-    default: return;
-    }
-#undef FC_CASE
+#define FC_BODY(ROWS, M) FC_FN(tile_body)(ROWS, M, ntaps, a_off, b_off, kc, (const FC_T *)a, a_rs, a_ks, \
+                             (const FC_T *)b, (FC_T *)c, c_rs, nc, beta, (const FC_T *)bias, relu)
+    if (m == FC_MR)
+        FC_BODY(FC_MR, FC_MR);
+    else if (m == 1)
+        FC_BODY(1, 1);
+    else if (m > 0)
+        FC_BODY(FC_MR, m);
+#undef FC_BODY
 }
 
 #undef FC_CAT_
