@@ -64,6 +64,15 @@ class _PoolGeometry:
         return layout_shape(self.input_nhwc, self.data_format)
 
 
+def _check_argmax_size(fn, geo):
+    """The kernels keep argmax as int32 (half the memory traffic of int64): one image must have
+    fewer than 2**31 elements."""
+    n, h, w, c = geo.input_nhwc
+    if h * w * c >= 2**31:
+        raise ValueError(f"{fn}: one image of {h}x{w}x{c} = {h * w * c} elements is too large for the argmax "
+                         f"of max pooling (at most 2**31 - 1 elements per image); max_pool2d itself has no limit")
+
+
 def _pool(fn, input, ksize, strides, padding, data_format, out, kind):
     x = as_numeric_array(input, fn, "input")
     geo = _PoolGeometry(fn, x.shape, ksize, strides, padding, data_format, allow_explicit=kind == "max")
@@ -111,15 +120,19 @@ def max_pool_with_argmax(input, ksize, strides, padding, data_format="NHWC", out
     output_dtype = np.dtype(output_dtype)
     if output_dtype not in (np.int32, np.int64):
         raise TypeError(f"{fn}: output_dtype must be int32 or int64. Received: output_dtype={output_dtype}")
+    _check_argmax_size(fn, geo)
+    n, h, w, c = geo.input_nhwc
+    if output_dtype == np.int32 and include_batch_in_index and n * h * w * c >= 2**31:
+        raise ValueError(f"{fn}: indices up to {n * h * w * c} do not fit output_dtype int32; use int64")
     compute, result_dtype = float_dtypes(fn, x)
     xc = to_nhwc(x, "NHWC", compute)
     y = np.empty(geo.output_nhwc, dtype=compute)
-    argmax = np.empty(geo.output_nhwc, dtype=np.int64)
+    argmax = np.empty(geo.output_nhwc, dtype=np.int32)
     _pooling.max_pool(xc, y, argmax, geo.geom, get_num_threads())
+    argmax = argmax.astype(output_dtype, copy=False)
     if include_batch_in_index:
-        n, h, w, c = geo.input_nhwc
-        argmax += (np.arange(n, dtype=np.int64) * (h * w * c)).reshape(n, 1, 1, 1)
-    return y.astype(result_dtype, copy=False), argmax.astype(output_dtype, copy=False)
+        argmax += (np.arange(n, dtype=output_dtype) * (h * w * c)).reshape(n, 1, 1, 1)
+    return y.astype(result_dtype, copy=False), argmax
 
 
 def max_pool2d_grad_with_argmax(input_shape, grad, argmax, ksize, strides, padding,
@@ -142,9 +155,9 @@ def max_pool2d_grad_with_argmax(input_shape, grad, argmax, ksize, strides, paddi
     if a.dtype.kind not in "iu":
         raise TypeError(f"{fn}: argmax must hold integers; received dtype {a.dtype}")
     n, h, w, c = geo.input_nhwc
-    a = a.astype(np.int64)
     if include_batch_in_index:
-        a = a - (np.arange(n, dtype=np.int64) * (h * w * c)).reshape(n, 1, 1, 1)
+        a = a.astype(np.int64) - (np.arange(n, dtype=np.int64) * (h * w * c)).reshape(n, 1, 1, 1)
+    _check_argmax_size(fn, geo)
     if a.size and (a.min() < 0 or a.max() >= h * w * c):
         raise ValueError(f"{fn}: argmax holds indices outside the input (shape {shape}, "
                          f"include_batch_in_index={include_batch_in_index})")
@@ -153,7 +166,7 @@ def max_pool2d_grad_with_argmax(input_shape, grad, argmax, ksize, strides, paddi
         check_out(out, fn, geo.input_nhwc, result_dtype)
     gc = np.ascontiguousarray(g, dtype=compute)
     dx = direct_output(out, "NHWC", geo.input_nhwc, compute, (g, a))
-    _pooling.max_pool_backward(np.ascontiguousarray(a), gc, dx, geo.geom, get_num_threads())
+    _pooling.pool_backward(gc, np.ascontiguousarray(a, dtype=np.int32), dx, geo.geom, get_num_threads())
     return deliver(dx, "NHWC", result_dtype, out)
 
 
@@ -178,10 +191,11 @@ def max_pool2d_grad(orig_input, orig_output, grad, ksize, strides, padding, data
         check_out(out, fn, geo.input_shape, result_dtype)
     xc = to_nhwc(x, geo.data_format, compute)
     gc = to_nhwc(g, geo.data_format, compute)
-    argmax = np.empty(geo.output_nhwc, dtype=np.int64)
+    _check_argmax_size(fn, geo)
+    argmax = np.empty(geo.output_nhwc, dtype=np.int32)
     _pooling.max_pool(xc, np.empty(geo.output_nhwc, dtype=compute), argmax, geo.geom, get_num_threads())
     dx = direct_output(out, geo.data_format, geo.input_nhwc, compute, (x, g))
-    _pooling.max_pool_backward(argmax, gc, dx, geo.geom, get_num_threads())
+    _pooling.pool_backward(gc, argmax, dx, geo.geom, get_num_threads())
     return deliver(dx, geo.data_format, result_dtype, out)
 
 
@@ -204,5 +218,5 @@ def avg_pool2d_grad(orig_input_shape, grad, ksize, strides, padding, data_format
         check_out(out, fn, geo.input_shape, result_dtype)
     gc = to_nhwc(g, geo.data_format, compute)
     dx = direct_output(out, geo.data_format, geo.input_nhwc, compute, (g,))
-    _pooling.avg_pool_backward(gc, dx, geo.geom, get_num_threads())
+    _pooling.pool_backward(gc, None, dx, geo.geom, get_num_threads())
     return deliver(dx, geo.data_format, result_dtype, out)
