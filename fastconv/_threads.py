@@ -50,3 +50,19 @@ def get_num_threads():
     if not openmp_enabled():
         return 1
     return _num_threads if _num_threads is not None else _default_num_threads()
+
+
+# Work per thread below which a call does not wake another thread (see threads_for): about
+# 50 microseconds of work on one core.
+MULTIPLY_ADDS_PER_THREAD = 1 << 21
+ELEMENTS_PER_THREAD = 1 << 17
+
+
+def threads_for(work, grain):
+    """Threads for a kernel call of ``work`` units: at most one thread per ``grain`` units.
+
+    Waking a thread costs microseconds on an idle machine and up to a scheduler time slice
+    (milliseconds) on a busy one, so small calls run on the calling thread alone.  Results do not
+    depend on it (see :func:`set_num_threads`).
+    """
+    return max(1, min(get_num_threads(), int(work // grain)))

@@ -2,7 +2,7 @@
 import numpy as np
 
 from fastconv import _elementwise
-from fastconv._threads import get_num_threads
+from fastconv._threads import ELEMENTS_PER_THREAD, threads_for
 from fastconv._validation import as_numeric_array, float_dtypes
 
 _CHANNELS_FIRST = ("NCHW", "NCW", "NCDHW", "NC...", "CHANNELS_FIRST")
@@ -47,7 +47,7 @@ def bias_add(value, bias, data_format=None, name=None, *, relu=False):
     xc = np.ascontiguousarray(x, dtype=compute)
     y = np.empty(x.shape, dtype=compute)
     _elementwise.bias_add(_as_3d(xc, axis), np.ascontiguousarray(b, dtype=compute), _as_3d(y, axis),
-                          relu, get_num_threads())
+                          relu, threads_for(x.size, ELEMENTS_PER_THREAD))
     return y.astype(result_dtype, copy=False)
 
 
@@ -63,5 +63,5 @@ def bias_add_grad(out_backprop, data_format=None, name=None):
     d3 = _as_3d(np.ascontiguousarray(dy, dtype=compute), axis)
     db = np.empty(d3.shape[1], dtype=compute)
     partials = np.empty((max(_elementwise.slices(d3.shape[0]), 1), d3.shape[1]), dtype=compute)
-    _elementwise.bias_grad(d3, partials, db, get_num_threads())
+    _elementwise.bias_grad(d3, partials, db, threads_for(dy.size, ELEMENTS_PER_THREAD))
     return db.astype(result_dtype, copy=False)

@@ -8,7 +8,7 @@ import operator
 import numpy as np
 
 from fastconv import _conv
-from fastconv._threads import get_num_threads
+from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
     check_int32,
@@ -59,6 +59,13 @@ def _pad_bias(bias, n_cols, itemsize, dtype):
     padded = np.zeros(-(-n_cols // nr) * nr, dtype=dtype)
     padded[:n_cols] = bias
     return padded
+
+
+def _conv_threads(geo):
+    """Threads for one pass (forward or a gradient): each costs the forward's multiply-adds."""
+    n, oh, ow, cout = geo.output_nhwc
+    kh, kw, cin, _ = geo.filter_shape
+    return threads_for(n * oh * ow * cout * kh * kw * cin, MULTIPLY_ADDS_PER_THREAD)
 
 
 class _ConvGeometry:
@@ -185,7 +192,7 @@ def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
     # Both kernels read the filters as panels [jb, (kh, kw, cin), 0:nr].
     packed = _pack(w.reshape(1, kh * kw * cin, cout), cout, itemsize)
     bias_p = None if bias is None else _pad_bias(bias, cout, itemsize, x.dtype)
-    n_threads = get_num_threads()
+    n_threads = _conv_threads(geo)
     if algorithm == "direct":
         _conv.direct(x, packed, y, (kh, sh, 1, -pt, dh), (kw, sw, 1, -pl, dw), bias_p, relu, n_threads)
     else:
@@ -268,7 +275,7 @@ def _backprop_input(dy, w, dx, geo, algorithm):
     if algorithm == "auto":
         algorithm = choose_algorithm(cout, geo.strides)
     itemsize = dy.dtype.itemsize
-    n_threads = get_num_threads()
+    n_threads = _conv_threads(geo)
     if algorithm == "direct":
         # Panels of W^T per tap: [jb over cin, (kh, kw), cout, 0:nr].
         packed = _pack(w.reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, itemsize)
@@ -333,7 +340,7 @@ def _backprop_filter(x, dy, geo, algorithm):
     partials = np.empty((slices, size), dtype=x.dtype)
     dw = np.empty(size, dtype=x.dtype)
     geom = (kh, kw, *geo.strides, *geo.dilations, pt, pl)
-    _conv.backprop_filter(x, dy, partials, dw, geom, algorithm == "im2col", get_num_threads())
+    _conv.backprop_filter(x, dy, partials, dw, geom, algorithm == "im2col", _conv_threads(geo))
     return dw.reshape(geo.filter_shape)
 
 

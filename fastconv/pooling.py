@@ -9,7 +9,7 @@ NCHW is accepted too (TensorFlow's CPU kernels take only NHWC); it is transposed
 import numpy as np
 
 from fastconv import _pooling
-from fastconv._threads import get_num_threads
+from fastconv._threads import ELEMENTS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
     check_out,
@@ -60,6 +60,11 @@ class _PoolGeometry:
         return layout_shape(self.output_nhwc, self.data_format)
 
     @property
+    def n_threads(self):
+        """Threads for one pass over the input (forward or backward)."""
+        return threads_for(int(np.prod(self.input_nhwc)), ELEMENTS_PER_THREAD)
+
+    @property
     def input_shape(self):
         return layout_shape(self.input_nhwc, self.data_format)
 
@@ -82,9 +87,9 @@ def _pool(fn, input, ksize, strides, padding, data_format, out, kind):
     xc = to_nhwc(x, geo.data_format, compute)
     y = direct_output(out, geo.data_format, geo.output_nhwc, compute, (x,))
     if kind == "max":
-        _pooling.max_pool(xc, y, None, geo.geom, get_num_threads())
+        _pooling.max_pool(xc, y, None, geo.geom, geo.n_threads)
     else:
-        _pooling.avg_pool(xc, y, geo.geom, get_num_threads())
+        _pooling.avg_pool(xc, y, geo.geom, geo.n_threads)
     return deliver(y, geo.data_format, result_dtype, out)
 
 
@@ -128,7 +133,7 @@ def max_pool_with_argmax(input, ksize, strides, padding, data_format="NHWC", out
     xc = to_nhwc(x, "NHWC", compute)
     y = np.empty(geo.output_nhwc, dtype=compute)
     argmax = np.empty(geo.output_nhwc, dtype=np.int32)
-    _pooling.max_pool(xc, y, argmax, geo.geom, get_num_threads())
+    _pooling.max_pool(xc, y, argmax, geo.geom, geo.n_threads)
     argmax = argmax.astype(output_dtype, copy=False)
     if include_batch_in_index:
         argmax += (np.arange(n, dtype=output_dtype) * (h * w * c)).reshape(n, 1, 1, 1)
@@ -166,7 +171,7 @@ def max_pool2d_grad_with_argmax(input_shape, grad, argmax, ksize, strides, paddi
         check_out(out, fn, geo.input_nhwc, result_dtype)
     gc = np.ascontiguousarray(g, dtype=compute)
     dx = direct_output(out, "NHWC", geo.input_nhwc, compute, (g, a))
-    _pooling.pool_backward(gc, np.ascontiguousarray(a, dtype=np.int32), dx, geo.geom, get_num_threads())
+    _pooling.pool_backward(gc, np.ascontiguousarray(a, dtype=np.int32), dx, geo.geom, geo.n_threads)
     return deliver(dx, "NHWC", result_dtype, out)
 
 
@@ -193,9 +198,9 @@ def max_pool2d_grad(orig_input, orig_output, grad, ksize, strides, padding, data
     gc = to_nhwc(g, geo.data_format, compute)
     _check_argmax_size(fn, geo)
     argmax = np.empty(geo.output_nhwc, dtype=np.int32)
-    _pooling.max_pool(xc, np.empty(geo.output_nhwc, dtype=compute), argmax, geo.geom, get_num_threads())
+    _pooling.max_pool(xc, np.empty(geo.output_nhwc, dtype=compute), argmax, geo.geom, geo.n_threads)
     dx = direct_output(out, geo.data_format, geo.input_nhwc, compute, (x, g))
-    _pooling.pool_backward(gc, argmax, dx, geo.geom, get_num_threads())
+    _pooling.pool_backward(gc, argmax, dx, geo.geom, geo.n_threads)
     return deliver(dx, geo.data_format, result_dtype, out)
 
 
@@ -218,5 +223,5 @@ def avg_pool2d_grad(orig_input_shape, grad, ksize, strides, padding, data_format
         check_out(out, fn, geo.input_shape, result_dtype)
     gc = to_nhwc(g, geo.data_format, compute)
     dx = direct_output(out, geo.data_format, geo.input_nhwc, compute, (g,))
-    _pooling.pool_backward(gc, None, dx, geo.geom, get_num_threads())
+    _pooling.pool_backward(gc, None, dx, geo.geom, geo.n_threads)
     return deliver(dx, geo.data_format, result_dtype, out)

@@ -157,9 +157,10 @@ def test_conv2d_transpose_matches_tensorflow(tf, output_shape, strides, padding)
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_gradients_bitwise_identical_for_any_thread_count(algorithm):
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((5, 37, 41, 6)).astype(np.float32)
-    w = rng.standard_normal((3, 3, 6, 11)).astype(np.float32)
-    dy = rng.standard_normal((5, 19, 21, 11)).astype(np.float32)
+    # large enough (15 M multiply-adds) for every thread count below to be used
+    x = rng.standard_normal((5, 67, 71, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 8, 33)).astype(np.float32)
+    dy = rng.standard_normal((5, 34, 36, 33)).astype(np.float32)
     results = []
     for n in (1, 2, 3, 8):
         fc.set_num_threads(n)

@@ -152,7 +152,7 @@ def test_pool_gradients_match_finite_differences(kind):
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pooling_bitwise_identical_for_any_thread_count(kind):
-    x = tie_free((3, 97, 101, 7)).astype(np.float32)
+    x = tie_free((4, 97, 101, 33)).astype(np.float32)  # 1.3 M elements: every thread count is used
     results = []
     for n in (1, 2, 5):
         fc.set_num_threads(n)
@@ -209,3 +209,12 @@ def test_pooling_dtypes_layouts_and_inputs_untouched():
 def test_pooling_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_argmax_paths_refuse_images_past_2_31_elements():
+    huge = np.broadcast_to(np.float32(0), (1, 46341, 46341, 1))  # no memory behind it
+    with pytest.raises(ValueError, match="too large for the argmax"):
+        fc.max_pool_with_argmax(huge, 2, 2, "VALID")
+    with pytest.raises(ValueError, match="too large for the argmax"):
+        fc.max_pool2d_grad_with_argmax(huge.shape, np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32),
+                                       46341, 46341, "VALID")
