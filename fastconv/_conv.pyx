@@ -39,6 +39,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 from fastconv._omp cimport omp_get_thread_num
 from fastconv._tile cimport fc_kernel, fc_select_kernel
@@ -143,7 +144,8 @@ def direct(const floating[:, :, :, ::1] src, const floating[::1] packed,
     cdef floating *dst_base = &dst[0, 0, 0, 0]
     cdef const floating *wp = &packed[0]
 
-    cdef ptrdiff_t row, n, y, x0, ncls, J, j, jlo, jhi, jb, i, h, m, nv, nh, nt, num0, base, lo, hi, s
+    cdef ptrdiff_t row, n, y, x0, ncls, J, j, jlo, jhi, jb, i, h, m, nv, nh, nt, num0, base, lo, hi, s, kc
+    cdef bint merged
     cdef ptrdiff_t *vtap
     cdef ptrdiff_t *vsrc
     cdef ptrdiff_t *htap
@@ -199,10 +201,16 @@ def direct(const floating[:, :, :, ::1] src, const floating[::1] packed,
                     jlo = J
                 if jhi < jlo:
                     jhi = jlo
-                # Interior: all nv * nh taps, tiles of mr pixels.
+                # Interior: all nv * nh taps, tiles of mr pixels.  When the horizontal taps are
+                # all there and read consecutive source columns (dilation 1, forward), one
+                # pixel's KW taps are one contiguous run of KW * cs values, like the packed
+                # filters of a row of taps: they merge into one tap of KW * cs steps (same
+                # summation order, far fewer, longer inner loops for thin inputs).
+                merged = aw.tstep == 1 and aw.down == 1 and nh == aw.taps
+                kc = aw.taps * cs if merged else cs
                 nt = 0
                 for i in range(nv):
-                    for h in range(nh):
+                    for h in range(1 if merged else nh):
                         a_off[nt] = (vsrc[i] * aw.src + hbase[h]) * cs
                         b_off[nt] = (vtap[i] * aw.taps + htap[h]) * cs * nr
                         nt = nt + 1
@@ -211,7 +219,7 @@ def direct(const floating[:, :, :, ::1] src, const floating[::1] packed,
                     j = jlo
                     while j < jhi:
                         m = jhi - j if jhi - j < mr else mr
-                        kern.fn(<int>m, <int>nt, a_off, b_off, <int>cs,
+                        kern.fn(<int>m, <int>nt, a_off, b_off, <int>kc,
                                 src_img + j * aw.up * cs, aw.up * cs, 1, wp + jb * block_size,
                                 dst_row + (x0 + j * aw.down) * cd + jb * nr, aw.down * cd,
                                 <int>(cd - jb * nr if cd - jb * nr < nr else nr), 0, bias_blk, relu)
@@ -562,3 +570,106 @@ def backprop_filter(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
             dw[e] = total
     finally:
         free(work)
+
+
+cdef extern from "winograd.h" nogil:
+    ctypedef struct fc_wino_transforms:
+        int (*input_f)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
+                       float *, ptrdiff_t) noexcept nogil
+        int (*input_d)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *,
+                       double *, ptrdiff_t) noexcept nogil
+        void (*output_f)(const float *, ptrdiff_t, ptrdiff_t, const float *, int, float *, ptrdiff_t, ptrdiff_t,
+                         ptrdiff_t, ptrdiff_t, float *) noexcept nogil
+        void (*output_d)(const double *, ptrdiff_t, ptrdiff_t, const double *, int, double *, ptrdiff_t,
+                         ptrdiff_t, ptrdiff_t, ptrdiff_t, double *) noexcept nogil
+    fc_wino_transforms fc_select_wino()
+
+cdef enum:
+    # Working set of one block of Winograd tiles (their 16 transformed inputs and 16 products):
+    # about half the L2 cache of a core.
+    WINOGRAD_BLOCK_BYTES = 262144
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def winograd_forward(const floating[:, :, :, ::1] src, const floating[::1] packed_u,
+                     floating[:, :, :, ::1] dst, ptrdiff_t pt, ptrdiff_t pl, const floating[::1] bias,
+                     bint relu, int n_threads):
+    """3x3, stride 1 convolution by Winograd F(2x2, 3x3) (fastconv/_kernels/winograd_impl.h).
+
+    The output is cut into 2x2 tiles (the last row and column of tiles may hang over the edge);
+    tile (a, b) of image n reads the 4x4 input tile at rows 2a - pt.., columns 2b - pl...  The
+    tiles of the batch, flattened, are processed in blocks of a fixed size: each block's inputs
+    are transformed into V[xi, tile, cin] (16 positions xi), then for each xi the micro-kernel
+    multiplies V[xi] (tiles x cin) by the transformed filters U[xi] (cin x cout, packed as panels
+    ``[jb, xi, cin, 0:nr]``) into M[xi, tile, cout], and the output transform writes the 2x2
+    outputs with bias and ReLU.  ``bias`` has cout values (zeros for none).
+
+    Returns False, having written nothing reliable, when the input holds an infinity or NaN
+    (the transform would mix it into NaNs that the direct convolution does not produce).
+    """
+    cdef ptrdiff_t N = src.shape[0], H = src.shape[1], W = src.shape[2], C = src.shape[3]
+    cdef ptrdiff_t OH = dst.shape[1], OW = dst.shape[2], K = dst.shape[3]
+    cdef ptrdiff_t TH = (OH + 1) // 2, TW = (OW + 1) // 2
+    cdef ptrdiff_t tiles = N * TH * TW
+    cdef fc_kernel kern = fc_select_kernel(sizeof(floating), <int>K)
+    cdef fc_wino_transforms tr = fc_select_wino()
+    cdef ptrdiff_t nr = kern.nr, mr = kern.mr
+    cdef ptrdiff_t nblocks = (K + nr - 1) // nr
+    cdef ptrdiff_t tb = WINOGRAD_BLOCK_BYTES // (16 * (C + K) * <ptrdiff_t>sizeof(floating))
+    tb = (tb // mr) * mr if tb >= mr else mr
+    cdef ptrdiff_t nchunks = (tiles + tb - 1) // tb
+    # per thread: V (16 tb C), M (16 tb K), a sink row for outputs past the edge (K)
+    cdef ptrdiff_t per_thread = 16 * tb * (C + K) + K
+    cdef ptrdiff_t chunk, t0, count, t, n, a, b, rem, xi, jb, r0, m
+    cdef ptrdiff_t zero_off = 0
+    cdef int bad = 0
+    cdef floating *V
+    cdef floating *M
+    cdef floating *sink
+    cdef const floating *img
+    if tiles == 0 or K == 0:
+        return True
+    cdef floating *work = <floating *> malloc(sizeof(floating) * (per_thread * n_threads + C))
+    if work == NULL:
+        raise MemoryError("fastconv: no memory for the Winograd buffers")
+    cdef floating *zeros = work + per_thread * n_threads
+    memset(zeros, 0, sizeof(floating) * C)
+    try:
+        for chunk in prange(nchunks, nogil=True, schedule="static", num_threads=n_threads):
+            V = work + omp_get_thread_num() * per_thread
+            M = V + 16 * tb * C
+            sink = M + 16 * tb * K
+            t0 = chunk * tb
+            count = tiles - t0 if tiles - t0 < tb else tb
+            for t in range(count):
+                n = (t0 + t) // (TH * TW)
+                rem = (t0 + t) - n * TH * TW
+                a = rem // TW
+                b = rem - a * TW
+                img = &src[n, 0, 0, 0]
+                if floating is float:
+                    bad |= tr.input_f(img, H, W, C, 2 * a - pt, 2 * b - pl, zeros, V + t * C, tb * C)
+                else:
+                    bad |= tr.input_d(img, H, W, C, 2 * a - pt, 2 * b - pl, zeros, V + t * C, tb * C)
+            for xi in range(16):
+                for jb in range(nblocks):
+                    r0 = 0
+                    while r0 < count:
+                        m = count - r0 if count - r0 < mr else mr
+                        kern.fn(<int>m, 1, &zero_off, &zero_off, <int>C, V + (xi * tb + r0) * C, C, 1,
+                                &packed_u[(jb * 16 + xi) * C * nr], M + (xi * tb + r0) * K + jb * nr, K,
+                                <int>(K - jb * nr if K - jb * nr < nr else nr), 0, NULL, 0)
+                        r0 = r0 + m
+            for t in range(count):
+                n = (t0 + t) // (TH * TW)
+                rem = (t0 + t) - n * TH * TW
+                a = rem // TW
+                b = rem - a * TW
+                if floating is float:
+                    tr.output_f(M + t * K, tb * K, K, &bias[0], relu, &dst[n, 0, 0, 0], OH, OW, 2 * a, 2 * b, sink)
+                else:
+                    tr.output_d(M + t * K, tb * K, K, &bias[0], relu, &dst[n, 0, 0, 0], OH, OW, 2 * a, 2 * b, sink)
+    finally:
+        free(work)
+    return bad == 0

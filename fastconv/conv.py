@@ -24,22 +24,39 @@ from fastconv._validation import (
     window_geometry,
 )
 
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "winograd")
+
+# Winograd F(2x2, 3x3): the filter transform G (4x3); see fastconv/_kernels/winograd_impl.h.
+_WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
-def _check_algorithm(algorithm, fn):
+def _check_algorithm(algorithm, fn, geo=None):
     if algorithm not in ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS}. Received: algorithm={algorithm!r}")
+    if algorithm == "winograd" and geo is not None and not winograd_applies(geo.filter_shape[:2], geo.strides,
+                                                                             geo.dilations):
+        raise ValueError(f"{fn}: algorithm='winograd' needs 3x3 filters, strides 1 and dilations 1; received "
+                         f"filters {geo.filter_shape}, strides {geo.strides}, dilations {geo.dilations}")
 
 
-def choose_algorithm(in_channels, strides):
+def winograd_applies(kernel_hw, strides, dilations):
+    """Winograd F(2x2, 3x3) computes 3x3 filters at stride 1 without dilation."""
+    return tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilations) == (1, 1)
+
+
+def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations):
     """The algorithm ``"auto"`` runs for a forward convolution (and its input gradient).
 
-    The direct kernel reads the input in place and needs no workspace; measured on the
-    benchmark suite (benchmarks/bench_conv.py) it is the faster one on every layer but strided
-    convolutions of many channels, where a strided read of each tap is slower than packing the
-    patches once (im2col) and streaming them through the micro-kernel.
+    Measured on the benchmark suite (benchmarks/bench_conv.py, benchmarks/report.py):
+
+    - 3x3 filters at stride 1 with many channels on both sides: Winograd F(2x2, 3x3), which
+      does 16 multiplications per 2x2 outputs where the others do 36;
+    - strided convolutions of many channels: im2col, because packing the patches once and
+      streaming them through the micro-kernel beats a strided read of each tap;
+    - everything else: direct, which reads the input in place and needs no workspace.
     """
+    if winograd_applies(kernel_hw, strides, dilations) and in_channels >= 16 and out_channels >= 16:
+        return "winograd"
     if max(strides) > 1 and in_channels >= 32:
         return "im2col"
     return "direct"
@@ -129,9 +146,10 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
         the odd row or column at the bottom or right.
     data_format : 'NHWC' or 'NCHW'
     name : ignored (accepted for compatibility with TensorFlow code).
-    algorithm : 'auto', 'direct' or 'im2col'
-        'auto' picks by shape (see :func:`choose_algorithm`). Both give the same results up to
-        the rounding of a different summation order.
+    algorithm : 'auto', 'direct', 'im2col' or 'winograd'
+        'auto' picks by shape (see :func:`choose_algorithm`). All give the same results up to
+        the rounding of a different summation order ('winograd': 3x3 filters, stride 1, no
+        dilation only; within about 1e-5 relative of the others in float32).
     out : ndarray, optional
         Where to write the result (its shape and dtype must be the result's).
     bias : array_like, optional
@@ -151,6 +169,7 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
     w = as_numeric_array(filters, fn, "filters")
     _check_algorithm(algorithm, fn)
     geo = _ConvGeometry(fn, x.shape, w.shape, strides, padding, data_format, dilations)
+    _check_algorithm(algorithm, fn, geo)
     if activation not in (None, "relu"):
         raise ValueError(f"{fn}: activation must be None or 'relu'. Received: activation={activation!r}")
     operands = (x, w)
@@ -171,6 +190,19 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
     return deliver(y, geo.data_format, result_dtype, out)
 
 
+def _winograd(x, w, y, pt, pl, bias, relu, n_threads):
+    """x (N, H, W, cin) * w (3, 3, cin, cout) -> y by Winograd F(2x2, 3x3); False if x is not finite.
+
+    The filter transform U = G w G^T (4 x 4 per channel pair) is computed in float64, then
+    packed as the micro-kernel's panels [jb, xi, cin, 0:nr] for the 16 positions xi.
+    """
+    cin, cout = w.shape[2], w.shape[3]
+    u = np.einsum("ia,abco,jb->ijco", _WINOGRAD_G, w.astype(np.float64), _WINOGRAD_G)
+    packed = _pack(np.ascontiguousarray(u.reshape(16, cin, cout), dtype=x.dtype), cout, x.dtype.itemsize)
+    b = np.zeros(cout, dtype=x.dtype) if bias is None else bias
+    return _conv.winograd_forward(x, packed, y, pt, pl, b, relu, n_threads)
+
+
 def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
     """Run the forward kernel: x (NHWC, contiguous) * w -> y (NHWC, contiguous), + bias, ReLU."""
     kh, kw, cin, cout = geo.filter_shape
@@ -183,16 +215,20 @@ def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
         y[...] = 0 if bias is None else np.maximum(bias, 0) if relu else bias
         return
     if algorithm == "auto":
-        algorithm = choose_algorithm(cin, geo.strides)
+        algorithm = choose_algorithm(cin, cout, (kh, kw), geo.strides, geo.dilations)
     if not np.isfinite(w).all():
         # TensorFlow multiplies the padding (zeros) by the filters, so an infinite weight over
         # the padding gives NaN; only the im2col kernel multiplies the padding.
         algorithm = "im2col"
+    n_threads = _conv_threads(geo)
+    if algorithm == "winograd":
+        if _winograd(x, w, y, pt, pl, bias, relu, n_threads):
+            return
+        algorithm = "direct"  # the input holds inf or NaN: see _conv.winograd_forward
     itemsize = x.dtype.itemsize
     # Both kernels read the filters as panels [jb, (kh, kw, cin), 0:nr].
     packed = _pack(w.reshape(1, kh * kw * cin, cout), cout, itemsize)
     bias_p = None if bias is None else _pad_bias(bias, cout, itemsize, x.dtype)
-    n_threads = _conv_threads(geo)
     if algorithm == "direct":
         _conv.direct(x, packed, y, (kh, sh, 1, -pt, dh), (kw, sw, 1, -pl, dw), bias_p, relu, n_threads)
     else:
@@ -225,7 +261,8 @@ def conv2d_backprop_input(input_sizes, filters, out_backprop, strides, padding, 
     algorithm 'direct' gathers, for each input pixel, the output pixels whose window covers it
     (a convolution of ``out_backprop`` with the flipped filters, phase by phase of the stride);
     'im2col' multiplies ``out_backprop`` by the transposed filter matrix and adds the columns
-    back (col2im), one image per thread.
+    back (col2im), one image per thread; 'winograd' (3x3, stride 1, no dilation) convolves
+    ``out_backprop`` with the flipped filters by Winograd F(2x2, 3x3).
     """
     return _input_gradient("conv2d_backprop_input", "input_sizes", "out_backprop", input_sizes, filters,
                            out_backprop, strides, padding, data_format, dilations, algorithm, out)
@@ -246,6 +283,7 @@ def _input_gradient(fn, sizes_name, dy_name, input_sizes, filters, out_backprop,
             raise ValueError(f"{fn}: filters must be 4-D; received shape {w.shape}")
         sizes = layout_shape((dy.shape[0], *sizes, w.shape[2]), fmt)
     geo = _ConvGeometry(fn, sizes, w.shape, strides, padding, fmt, dilations)
+    _check_algorithm(algorithm, fn, geo)
     if dy.shape != geo.output_shape:
         raise ValueError(
             f"{fn}: {dy_name} has shape {dy.shape}, but conv2d of an input of shape {sizes} "
@@ -273,9 +311,17 @@ def _backprop_input(dy, w, dx, geo, algorithm):
         dx[...] = 0
         return
     if algorithm == "auto":
-        algorithm = choose_algorithm(cout, geo.strides)
-    itemsize = dy.dtype.itemsize
+        algorithm = choose_algorithm(cout, cin, (kh, kw), geo.strides, geo.dilations)
     n_threads = _conv_threads(geo)
+    if algorithm == "winograd" and max(geo.pads) <= 2:
+        # At stride 1 the input gradient is the convolution of dY, padded by 2 - pad on each
+        # side, with the filters flipped in space and transposed in channels.
+        flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+        if _winograd(dy, flipped, dx, 2 - pt, 2 - pl, None, False, n_threads):
+            return
+    if algorithm == "winograd":
+        algorithm = "direct"  # padding wider than the filter, or dY holds inf or NaN
+    itemsize = dy.dtype.itemsize
     if algorithm == "direct":
         # Panels of W^T per tap: [jb over cin, (kh, kw), cout, 0:nr].
         packed = _pack(w.reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, itemsize)
@@ -295,7 +341,8 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     order: no data races, and the same bits for any number of threads.
 
     algorithm 'direct' reads the input in place, tap by tap, and suits inputs with many
-    channels; 'im2col' packs patches first, which fills the micro-kernel for thin inputs.
+    channels; 'im2col' packs patches first, which fills the micro-kernel for thin inputs;
+    'winograd' (accepted for symmetry with the other passes) chooses like 'auto'.
     """
     fn = "conv2d_backprop_filter"
     x = as_numeric_array(input, fn, "input")
@@ -333,7 +380,7 @@ def _backprop_filter(x, dy, geo, algorithm):
     size = kh * kw * cin * cout
     if size == 0 or dy.size == 0:
         return np.zeros(geo.filter_shape, dtype=x.dtype)
-    if algorithm == "auto":
+    if algorithm in ("auto", "winograd"):
         algorithm = choose_filter_grad_algorithm(cin)
     pt, _, pl, _ = geo.pads
     slices = _conv.filter_grad_slices(n * oh, size, x.dtype.itemsize)

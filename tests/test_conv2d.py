@@ -15,7 +15,7 @@ SMILEY = np.array([[0, 1, 0, 1, 0], [0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 
 
 # -- the lecture's tables -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("algorithm", ("auto",) + ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ("auto", "winograd") + ALGORITHMS)
 @pytest.mark.parametrize("kernel, expected", [
     ([[0, 1, 0], [0, 1, 0], [0, 1, 0]],
      [[0, 2, 0, 2, 0], [0, 2, 0, 2, 0], [1, 1, 0, 1, 1], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1]]),
@@ -86,9 +86,10 @@ def test_algorithms_agree_and_auto_is_one_of_them():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 20, 20, 16)).astype(np.float32)
     w = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
-    results = {a: fc.conv2d(x, w, 1, "SAME", algorithm=a) for a in ("auto", "direct", "im2col")}
+    results = {a: fc.conv2d(x, w, 1, "SAME", algorithm=a) for a in ("auto", "direct", "im2col", "winograd")}
     np.testing.assert_allclose(results["direct"], results["im2col"], rtol=1e-5, atol=1e-5)
-    assert any(np.array_equal(results["auto"], results[a]) for a in ALGORITHMS)
+    np.testing.assert_allclose(results["direct"], results["winograd"], rtol=1e-4, atol=1e-4)
+    assert any(np.array_equal(results["auto"], results[a]) for a in ALGORITHMS + ("winograd",))
 
 
 # -- against TensorFlow ----------------------------------------------------------------------------
@@ -123,14 +124,85 @@ def test_nan_and_inf_propagate_as_tensorflow(tf):
     x[0, 0, 0, 0] = np.inf
     w = np.ones((3, 3, 2, 4), np.float32)
     expected = tf.nn.conv2d(x, w, 1, "SAME").numpy()
-    for algorithm in ("auto",) + ALGORITHMS:
+    for algorithm in ("auto", "winograd") + ALGORITHMS:
         np.testing.assert_array_equal(fc.conv2d(x, w, 1, "SAME", algorithm=algorithm), expected)
     # An infinite weight over the padding: TensorFlow multiplies the padding's zeros (0 * inf = NaN).
     w[0, 0] = np.inf
     x = np.ones((1, 4, 4, 2), np.float32)
     expected = tf.nn.conv2d(x, w, 1, "SAME").numpy()
-    for algorithm in ("auto",) + ALGORITHMS:
+    for algorithm in ("auto", "winograd") + ALGORITHMS:
         np.testing.assert_array_equal(fc.conv2d(x, w, 1, "SAME", algorithm=algorithm), expected)
+
+
+# -- Winograd F(2x2, 3x3) --------------------------------------------------------------------------
+
+@st.composite
+def winograd_problems(draw):
+    n, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 13)), draw(st.integers(1, 13))
+    cin, cout = draw(st.integers(1, 24)), draw(st.integers(1, 40))
+    padding = draw(st.one_of(st.sampled_from(["SAME", "VALID"]),
+                             st.tuples(st.tuples(st.integers(0, 3), st.integers(0, 3)),
+                                       st.tuples(st.integers(0, 3), st.integers(0, 3)))))
+    if padding == "VALID":
+        h, w = max(h, 3), max(w, 3)
+    elif padding != "SAME":
+        h, w = max(h, 3 - sum(padding[0])), max(w, 3 - sum(padding[1]))
+    return dict(x_shape=(n, h, w, cin), w_shape=(3, 3, cin, cout), strides=(1, 1), dilations=(1, 1),
+                padding=padding)
+
+
+@settings(max_examples=80, deadline=None)
+@given(problem=winograd_problems(), dtype=st.sampled_from(DTYPES), data_format=st.sampled_from(["NHWC", "NCHW"]))
+def test_winograd_matches_reference(problem, dtype, data_format):
+    x, w = _case(problem, dtype)
+    p = problem["padding"]
+    expected = ref.conv2d(x, w, (1, 1), p)
+    xin = x if data_format == "NHWC" else x.transpose(0, 3, 1, 2)
+    y = fc.conv2d(xin, w, 1, tf_padding(p, data_format), data_format=data_format, algorithm="winograd")
+    if data_format == "NCHW":
+        y = y.transpose(0, 2, 3, 1)
+    assert_close(y, expected, dtype, magnitude=np.sqrt(9 * problem["x_shape"][3]))
+    dy = np.random.default_rng(1).standard_normal(expected.shape).astype(dtype)
+    dx = fc.conv2d_backprop_input(x.shape, w, dy, 1, tf_padding(p), algorithm="winograd")
+    assert_close(dx, ref.conv2d_backprop_input(x.shape, w, dy, (1, 1), p), dtype,
+                 magnitude=np.sqrt(9 * w.shape[3]))
+
+
+def test_winograd_within_1e4_relative_of_direct_in_float32():
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((8, 56, 56, 64)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 64, 64)).astype(np.float32)
+    direct = fc.conv2d(x, w, 1, "SAME", algorithm="direct")
+    wino = fc.conv2d(x, w, 1, "SAME", algorithm="winograd")
+    assert np.max(np.abs(wino - direct)) / np.max(np.abs(direct)) < 1e-4
+    np.testing.assert_allclose(wino, direct, rtol=1e-3, atol=1e-4 * np.max(np.abs(direct)))
+
+
+def test_winograd_is_bitwise_identical_for_any_thread_count():
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((3, 37, 41, 24)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 24, 40)).astype(np.float32)
+    results = []
+    for n in (1, 2, 5):
+        fc.set_num_threads(n)
+        results.append(fc.conv2d(x, w, 1, "SAME", algorithm="winograd"))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_winograd_needs_3x3_stride_1_no_dilation():
+    x = np.ones((1, 8, 8, 2))
+    for w_shape, strides, dilations in [((5, 5, 2, 1), 1, 1), ((3, 3, 2, 1), 2, 1), ((3, 3, 2, 1), 1, 2)]:
+        with pytest.raises(ValueError, match="algorithm='winograd' needs 3x3 filters, strides 1 and dilations 1"):
+            fc.conv2d(x, np.ones(w_shape), strides, "SAME", dilations=dilations, algorithm="winograd")
+
+
+def test_auto_picks_winograd_for_wide_3x3_layers():
+    from fastconv.conv import choose_algorithm
+
+    assert choose_algorithm(64, 64, (3, 3), (1, 1), (1, 1)) == "winograd"
+    assert choose_algorithm(3, 32, (3, 3), (1, 1), (1, 1)) == "direct"
+    assert choose_algorithm(64, 128, (3, 3), (2, 2), (1, 1)) == "im2col"
 
 
 # -- NumPy friendliness ----------------------------------------------------------------------------
@@ -301,7 +373,7 @@ W = np.ones((3, 3, 2, 4))
     (dict(padding=[["a", 1], [1, 1]]), TypeError, "padding"),
     (dict(padding=3), TypeError, "padding"),
     (dict(data_format="NWHC"), ValueError, "data_format must be 'NHWC' or 'NCHW'. Received: data_format='NWHC'"),
-    (dict(algorithm="winograd"), ValueError, "algorithm must be one of"),
+    (dict(algorithm="fft"), ValueError, "algorithm must be one of"),
     (dict(filters=np.ones((7, 7, 2, 1)), padding="VALID"), ValueError, r"does not fit the padded input.*\(1, 5, 5, 2\)"),
     (dict(filters=np.ones((3, 3, 2, 1)), padding="VALID", dilations=3), ValueError, "effective size 7x7"),
     (dict(filters=np.ones((0, 3, 2, 1))), ValueError, "filter height and width must be positive"),
@@ -324,7 +396,7 @@ def test_error_names_the_function():
 
 # -- fused bias and ReLU (fastconv's extension) --------------------------------------------------------
 
-@pytest.mark.parametrize("algorithm", ("auto",) + ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ("auto", "winograd") + ALGORITHMS)
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
 def test_fused_bias_and_relu_equal_the_separate_ops(algorithm, data_format):
     rng = np.random.default_rng(17)
