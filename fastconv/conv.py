@@ -45,19 +45,21 @@ def winograd_applies(kernel_hw, strides, dilations):
 
 
 def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations):
-    """The algorithm ``"auto"`` runs for a forward convolution (and its input gradient).
+    """The algorithm ``"auto"`` runs for a forward convolution, or for an input gradient (which
+    convolves the output gradient: its ``in_channels`` are the forward's output channels).
 
-    Measured on the benchmark suite (benchmarks/bench_conv.py, benchmarks/report.py):
+    From single-thread timings of every pass on the benchmark suite (benchmarks/report.py):
 
     - 3x3 filters at stride 1 with many channels on both sides: Winograd F(2x2, 3x3), which
       does 16 multiplications per 2x2 outputs where the others do 36;
-    - strided convolutions of many channels: im2col, because packing the patches once and
-      streaming them through the micro-kernel beats a strided read of each tap;
+    - strided convolutions of many channels, and few output channels (< 8, a fraction of a
+      vector) from many input channels: im2col, which streams packed patches through the
+      micro-kernel in one long reduction instead of one short one per tap;
     - everything else: direct, which reads the input in place and needs no workspace.
     """
     if winograd_applies(kernel_hw, strides, dilations) and in_channels >= 16 and out_channels >= 16:
         return "winograd"
-    if max(strides) > 1 and in_channels >= 32:
+    if (max(strides) > 1 and in_channels >= 32) or (out_channels < 8 and in_channels >= 16):
         return "im2col"
     return "direct"
 
@@ -368,10 +370,11 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     return out
 
 
-def choose_filter_grad_algorithm(in_channels):
-    """The algorithm ``"auto"`` runs for the filter gradient: direct once the input channels fill
-    the rows of a tile (see :func:`conv2d_backprop_filter`), im2col below."""
-    return "direct" if in_channels >= 16 else "im2col"
+def choose_filter_grad_algorithm(in_channels, strides):
+    """The algorithm ``"auto"`` runs for the filter gradient (see :func:`conv2d_backprop_filter`):
+    direct for wide inputs at stride 1, where the input channels of a tap fill many tiles and the
+    rows of pixels are read in place; im2col otherwise (measured on the benchmark suite)."""
+    return "direct" if in_channels >= 64 and tuple(strides) == (1, 1) else "im2col"
 
 
 def _backprop_filter(x, dy, geo, algorithm):
@@ -381,7 +384,7 @@ def _backprop_filter(x, dy, geo, algorithm):
     if size == 0 or dy.size == 0:
         return np.zeros(geo.filter_shape, dtype=x.dtype)
     if algorithm in ("auto", "winograd"):
-        algorithm = choose_filter_grad_algorithm(cin)
+        algorithm = choose_filter_grad_algorithm(cin, geo.strides)
     pt, _, pl, _ = geo.pads
     slices = _conv.filter_grad_slices(n * oh, size, x.dtype.itemsize)
     partials = np.empty((slices, size), dtype=x.dtype)
