@@ -21,7 +21,7 @@ uses (it calls scipy.ndimage.affine_transform), one axis of length n at a time:
               the last pixel coincide (not the period-n 'grid-wrap')
 
 Bilinear interpolation (order 1) weighs the four neighbours of (r, c) by (1 - fr, fr) x (1 - fc, fc)
-and sums in double precision; order 0 takes the pixel at floor(position + 0.5).  The positions
+and sums in double precision, as SciPy does; order 0 takes the pixel at floor(position + 0.5).  The positions
 are reduced into range before they are floored (fmod for reflect and wrap, clamping for nearest),
 so no float-to-integer conversion can overflow, whatever the matrix.
 
@@ -116,7 +116,7 @@ def affine_warp(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, cons
     cdef ptrdiff_t OH = out.shape[1], OW = out.shape[2]
     cdef ptrdiff_t task, n, i, j, ch
     cdef Taps tr, tc
-    cdef double wr0, wr1, wc0, wc1
+    cdef double w00, w01, w10, w11
     cdef const floating *p00
     cdef const floating *p01
     cdef const floating *p10
@@ -140,14 +140,13 @@ def affine_warp(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, cons
                 for ch in range(C):
                     o[ch] = p00[ch]
             else:
-                wr1 = tr.w_hi
-                wr0 = 1.0 - wr1
-                wc1 = tc.w_hi
-                wc0 = 1.0 - wc1
+                w00 = (1.0 - tr.w_hi) * (1.0 - tc.w_hi)
+                w01 = (1.0 - tr.w_hi) * tc.w_hi
+                w10 = tr.w_hi * (1.0 - tc.w_hi)
+                w11 = tr.w_hi * tc.w_hi
                 p00 = &x[n, tr.lo, tc.lo, 0]
                 p01 = &x[n, tr.lo, tc.hi, 0]
                 p10 = &x[n, tr.hi, tc.lo, 0]
                 p11 = &x[n, tr.hi, tc.hi, 0]
                 for ch in range(C):
-                    o[ch] = <floating>(p00[ch] * wr0 * wc0 + p01[ch] * wr0 * wc1
-                                       + p10[ch] * wr1 * wc0 + p11[ch] * wr1 * wc1)
+                    o[ch] = <floating>(p00[ch] * w00 + p01[ch] * w01 + p10[ch] * w10 + p11[ch] * w11)

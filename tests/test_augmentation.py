@@ -189,11 +189,15 @@ def test_random_parameters_follow_keras_ranges():
     assert gen.get_random_transform((50, 80, 3), seed=7) == draws[7]
     listed = ImageDataGenerator(width_shift_range=[0.25])
     assert {listed.get_random_transform((10, 40, 1), seed=s)["ty"] for s in range(50)} == {-10.0, 10.0}
+    pixels = ImageDataGenerator(height_shift_range=np.array([2, 5]))
+    assert {pixels.get_random_transform((10, 40, 1), seed=s)["tx"] for s in range(50)} == {-5.0, -2.0, 2.0, 5.0}
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(rotation_range=-1), "rotation_range"),
     (dict(width_shift_range="a"), "width_shift_range"),
+    (dict(height_shift_range=[]), "height_shift_range"),
+    (dict(shear_range=[1, 2]), "shear_range"),
     (dict(zoom_range=[1.2, 0.8]), "zoom_range"),
     (dict(zoom_range=[0.5, 1, 2]), "zoom_range"),
     (dict(fill_mode="mirror"), "fill_mode"),

@@ -31,18 +31,17 @@ from fastconv.image import FILL_MODES, affine_transform
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
 
-def _check_range(value, name):
-    """A non-negative number, or (for the shift ranges) a 1-D list of numbers."""
+def _check_range(value, name, allow_list=False):
+    """A non-negative number, or (for the shift ranges) a non-empty 1-D list of numbers."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         arr = None
-    if arr is None or arr.ndim > 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or (arr.ndim == 0 and arr < 0):
-        raise ValueError(f"ImageDataGenerator: {name} must be a non-negative number"
-                         f"{' or a 1-D list of numbers' if name.endswith('shift_range') else ''}. "
-                         f"Received: {name}={value!r}")
-    if arr.ndim == 1 and not name.endswith("shift_range"):
-        raise ValueError(f"ImageDataGenerator: {name} must be a non-negative number. Received: {name}={value!r}")
+    ok = arr is not None and bool(np.all(np.isfinite(arr))) and (
+        (arr.ndim == 0 and arr >= 0) or (allow_list and arr.ndim == 1 and arr.size > 0))
+    if not ok:
+        expected = "a non-negative number" + (" or a 1-D list of numbers" if allow_list else "")
+        raise ValueError(f"ImageDataGenerator: {name} must be {expected}. Received: {name}={value!r}")
     return value
 
 
@@ -56,14 +55,15 @@ def _zoom_bounds(zoom_range):
         raise ValueError(f"ImageDataGenerator: zoom_range must be a number or a pair [lower, upper]. "
                          f"Received: zoom_range={zoom_range!r}")
     if not all(math.isfinite(b) and b > 0 for b in bounds) or bounds[0] > bounds[1]:
-        raise ValueError(f"ImageDataGenerator: zoom_range must give 0 < lower <= upper. Received: zoom_range={zoom_range!r}")
+        raise ValueError(f"ImageDataGenerator: zoom_range must give 0 < lower <= upper. "
+                         f"Received: zoom_range={zoom_range!r}")
     return bounds
 
 
 def _draw_shift(rng, shift_range, size):
     """A shift as Keras draws it: an int n gives an integer in (-n, n), a list one of its elements
     with a random sign, a float a uniform value in [-r, r); ranges below 1 are fractions of ``size``."""
-    if not shift_range:
+    if np.ndim(shift_range) == 0 and not shift_range:
         return 0.0
     if isinstance(shift_range, numbers.Integral) or np.ndim(shift_range) == 1:
         choices = range(int(shift_range)) if np.ndim(shift_range) == 0 else np.asarray(shift_range)
@@ -145,8 +145,8 @@ class ImageDataGenerator:
                  zoom_range=0.0, horizontal_flip=False, vertical_flip=False, fill_mode="nearest", cval=0.0,
                  rescale=None, interpolation_order=1, dtype="float32"):
         self.rotation_range = _check_range(rotation_range, "rotation_range")
-        self.width_shift_range = _check_range(width_shift_range, "width_shift_range")
-        self.height_shift_range = _check_range(height_shift_range, "height_shift_range")
+        self.width_shift_range = _check_range(width_shift_range, "width_shift_range", allow_list=True)
+        self.height_shift_range = _check_range(height_shift_range, "height_shift_range", allow_list=True)
         self.shear_range = _check_range(shear_range, "shear_range")
         self.zoom_range = _zoom_bounds(zoom_range)
         self.horizontal_flip = bool(horizontal_flip)
@@ -247,7 +247,8 @@ class NumpyArrayIterator:
         fn = "ImageDataGenerator.flow"
         x = np.asarray(x)
         if x.ndim != 4:
-            raise ValueError(f"{fn}: x must be a 4-D array (samples, height, width, channels); received shape {x.shape}")
+            raise ValueError(f"{fn}: x must be a 4-D array (samples, height, width, channels); "
+                             f"received shape {x.shape}")
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{fn}: x must hold numbers; received dtype {x.dtype}")
         if y is not None:
