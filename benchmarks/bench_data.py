@@ -35,8 +35,7 @@ LECTURE_OPTIONS = dict(rotation_range=40, width_shift_range=0.2, height_shift_ra
 
 def warp_contenders(x, seed=0):
     gen = ImageDataGenerator(**LECTURE_OPTIONS)
-    params = [gen.get_random_transform(x.shape[1:], seed=seed + k) for k in range(len(x))]
-    matrices = np.stack([transform_matrix(p, x.shape[1:]) for p in params])
+    matrices = transform_matrix(gen._draw(np.random.default_rng(seed), x.shape[1:], len(x)), x.shape[1:])
     contenders = {"fastconv": lambda: affine_transform(x, matrices)}
     try:
         from scipy import ndimage

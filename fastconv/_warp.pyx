@@ -115,8 +115,10 @@ def affine_warp(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, cons
     cdef ptrdiff_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef ptrdiff_t OH = out.shape[1], OW = out.shape[2]
     cdef ptrdiff_t task, n, i, j, ch
+    cdef double a00, a01, a02, a10, a11, a12
     cdef Taps tr, tc
     cdef double w00, w01, w10, w11
+    cdef const floating *img
     cdef const floating *p00
     cdef const floating *p01
     cdef const floating *p10
@@ -128,15 +130,23 @@ def affine_warp(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, cons
     for task in prange(N * OH, nogil=True, schedule="static", num_threads=n_threads):
         n = task // OH
         i = task - n * OH
+        a00 = m[n, 0, 0]
+        a01 = m[n, 0, 1]
+        a02 = m[n, 0, 2]
+        a10 = m[n, 1, 0]
+        a11 = m[n, 1, 1]
+        a12 = m[n, 1, 2]
+        img = &x[n, 0, 0, 0]
         for j in range(OW):
-            tr = axis_taps(m[n, 0, 0] * i + m[n, 0, 1] * j + m[n, 0, 2], H, mode, order)
-            tc = axis_taps(m[n, 1, 0] * i + m[n, 1, 1] * j + m[n, 1, 2], W, mode, order)
+            # The position in SciPy's order of operations, so that it rounds as SciPy's does.
+            tr = axis_taps(a00 * i + a01 * j + a02, H, mode, order)
+            tc = axis_taps(a10 * i + a11 * j + a12, W, mode, order)
             o = &out[n, i, j, 0]
             if tr.outside or tc.outside:
                 for ch in range(C):
                     o[ch] = fill
             elif order == 0:
-                p00 = &x[n, tr.lo, tc.lo, 0]
+                p00 = img + (tr.lo * W + tc.lo) * C
                 for ch in range(C):
                     o[ch] = p00[ch]
             else:
@@ -144,9 +154,9 @@ def affine_warp(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, cons
                 w01 = (1.0 - tr.w_hi) * tc.w_hi
                 w10 = tr.w_hi * (1.0 - tc.w_hi)
                 w11 = tr.w_hi * tc.w_hi
-                p00 = &x[n, tr.lo, tc.lo, 0]
-                p01 = &x[n, tr.lo, tc.hi, 0]
-                p10 = &x[n, tr.hi, tc.lo, 0]
-                p11 = &x[n, tr.hi, tc.hi, 0]
+                p00 = img + (tr.lo * W + tc.lo) * C
+                p01 = img + (tr.lo * W + tc.hi) * C
+                p10 = img + (tr.hi * W + tc.lo) * C
+                p11 = img + (tr.hi * W + tc.hi) * C
                 for ch in range(C):
                     o[ch] = <floating>(p00[ch] * w00 + p01[ch] * w01 + p10[ch] * w10 + p11[ch] * w11)

@@ -60,27 +60,35 @@ def _zoom_bounds(zoom_range):
     return bounds
 
 
-def _draw_shift(rng, shift_range, size):
-    """A shift as Keras draws it: an int n gives an integer in (-n, n), a list one of its elements
-    with a random sign, a float a uniform value in [-r, r); ranges below 1 are fractions of ``size``."""
+def _draw_shifts(rng, shift_range, size, n):
+    """``n`` shifts as Keras draws them: an int k gives whole pixels in (-k, k), a list one of its
+    values with a random sign, a float a uniform value in [-r, r); a range below 1 is a fraction
+    of ``size``."""
     if np.ndim(shift_range) == 0 and not shift_range:
-        return 0.0
-    if isinstance(shift_range, numbers.Integral) or np.ndim(shift_range) == 1:
-        choices = range(int(shift_range)) if np.ndim(shift_range) == 0 else np.asarray(shift_range)
-        shift = float(rng.choice(choices)) * rng.choice([-1, 1])
+        return np.zeros(n)
+    if isinstance(shift_range, numbers.Integral):
+        shifts = rng.integers(0, shift_range, n) * rng.choice([-1.0, 1.0], n)
+    elif np.ndim(shift_range) == 1:
+        shifts = rng.choice(np.asarray(shift_range, dtype=np.float64), n) * rng.choice([-1.0, 1.0], n)
     else:
-        shift = rng.uniform(-shift_range, shift_range)
-    if np.max(shift_range) < 1:
-        shift *= size
-    return float(shift)
+        shifts = rng.uniform(-shift_range, shift_range, n)
+    return shifts * size if np.max(shift_range) < 1 else shifts.astype(np.float64)
+
+
+def _affine(rows):
+    """Stack 2x3 blocks given as nested lists of (n,) arrays into (n, 3, 3) affine matrices."""
+    top = np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+    bottom = np.broadcast_to([0.0, 0.0, 1.0], top.shape[:-2] + (1, 3))
+    return np.concatenate([top, bottom], axis=-2)
 
 
 def transform_matrix(transform_parameters, image_shape):
-    """The 2x3 matrix that :func:`fastconv.image.affine_transform` takes for Keras's parameters.
+    """The matrix that :func:`fastconv.image.affine_transform` takes for Keras's parameters.
 
     ``transform_parameters``: Keras's dictionary (``theta``, ``tx``, ``ty``, ``shear``, ``zx``,
     ``zy`` in degrees and pixels, ``flip_horizontal``, ``flip_vertical``; missing keys mean no
-    change); ``image_shape``: (height, width[, channels]).
+    change) with numbers, which gives one 2x3 matrix, or with arrays of n values, which give
+    (n, 2, 3); ``image_shape``: (height, width[, channels]).
 
     Keras composes rotation @ shift @ shear @ zoom about the centre of the image in a frame whose
     first axis is the column, then flips the warped image; the flips are folded into the matrix
@@ -88,27 +96,34 @@ def transform_matrix(transform_parameters, image_shape):
     input position (row, col) it reads.
     """
     p = transform_parameters
-    theta = np.deg2rad(p.get("theta", 0))
-    shear = np.deg2rad(p.get("shear", 0))
-    rotation = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
-    shift = np.array([[1, 0, p.get("tx", 0)], [0, 1, p.get("ty", 0)], [0, 0, 1]], dtype=np.float64)
-    shearing = np.array([[1, -np.sin(shear), 0], [0, np.cos(shear), 0], [0, 0, 1]])
-    zoom = np.diag([p.get("zx", 1), p.get("zy", 1), 1]).astype(np.float64)
+    keys = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal", "flip_vertical")
+    defaults = (0.0, 0.0, 0.0, 0.0, 1.0, 1.0, False, False)
+    values = np.broadcast_arrays(*(np.atleast_1d(np.asarray(p.get(k, d), dtype=np.float64))
+                                   for k, d in zip(keys, defaults)))
+    theta, tx, ty, shear, zx, zy, flip_h, flip_v = values
+    theta, shear = np.deg2rad(theta), np.deg2rad(shear)
+    zero, one = np.zeros_like(theta), np.ones_like(theta)
+    rotation = _affine([[np.cos(theta), -np.sin(theta), zero], [np.sin(theta), np.cos(theta), zero]])
+    shift = _affine([[one, zero, tx], [zero, one, ty]])
+    shearing = _affine([[one, -np.sin(shear), zero], [zero, np.cos(shear), zero]])
+    zoom = _affine([[zx, zero, zero], [zero, zy, zero]])
     h, w = image_shape[0], image_shape[1]
     # Keras centres with (h / 2 - 0.5, w / 2 - 0.5) on its (first, second) axes, then swaps the
     # axes to (row, col): its first axis is the column.
     o1, o2 = h / 2 - 0.5, w / 2 - 0.5
-    offset = np.array([[1, 0, o1], [0, 1, o2], [0, 0, 1]])
-    reset = np.array([[1, 0, -o1], [0, 1, -o2], [0, 0, 1]])
+    offset = _affine([[one, zero, one * o1], [zero, one, one * o2]])
+    reset = _affine([[one, zero, -o1 * one], [zero, one, -o2 * one]])
     m = offset @ (rotation @ shift @ shearing @ zoom) @ reset
-    m = m[[1, 0]][:, [1, 0, 2]]  # P M P with P swapping the first two axes
-    a, b = m[:, :2], m[:, 2]
+    m = m[:, [1, 0]][:, :, [1, 0, 2]]  # P M P with P swapping the first two axes
+    a, b = m[:, :, :2], m[:, :, 2]
     # A flip after the warp reads output pixel (i, w-1-j) (or (h-1-i, j)) of the unflipped warp.
-    if p.get("flip_horizontal", False):
-        a, b = a * [1, -1], b + a[:, 1] * (w - 1)
-    if p.get("flip_vertical", False):
-        a, b = a * [-1, 1], b + a[:, 0] * (h - 1)
-    return np.column_stack([a, b])
+    flip_h, flip_v = flip_h.astype(bool), flip_v.astype(bool)
+    b = b + np.where(flip_h[:, None], a[:, :, 1] * (w - 1), 0.0)
+    a = a * np.where(flip_h[:, None, None], [1.0, -1.0], 1.0)
+    b = b + np.where(flip_v[:, None], a[:, :, 0] * (h - 1), 0.0)
+    a = a * np.where(flip_v[:, None, None], [-1.0, 1.0], 1.0)
+    matrices = np.concatenate([a, b[:, :, None]], axis=2)
+    return matrices[0] if all(np.ndim(p.get(k, 0)) == 0 for k in keys) else matrices
 
 
 class ImageDataGenerator:
@@ -169,29 +184,30 @@ class ImageDataGenerator:
         self._rng = np.random.default_rng()
 
     # -- one image -------------------------------------------------------------------------
-    def _draw(self, rng, image_shape):
-        """Random transform parameters for one image of shape (height, width[, channels])."""
-        zx, zy = 1.0, 1.0
-        if self.zoom_range != (1.0, 1.0):
-            zx, zy = rng.uniform(self.zoom_range[0], self.zoom_range[1], 2)
+    def _draw(self, rng, image_shape, n):
+        """Random transform parameters for n images of shape (height, width[, channels]): a dict
+        of arrays of n values, Keras's keys."""
+        zoom = (rng.uniform(self.zoom_range[0], self.zoom_range[1], (2, n)) if self.zoom_range != (1.0, 1.0)
+                else np.ones((2, n)))
         return {
-            "theta": float(rng.uniform(-self.rotation_range, self.rotation_range)) if self.rotation_range else 0.0,
-            "tx": _draw_shift(rng, self.height_shift_range, image_shape[0]),
-            "ty": _draw_shift(rng, self.width_shift_range, image_shape[1]),
-            "shear": float(rng.uniform(-self.shear_range, self.shear_range)) if self.shear_range else 0.0,
-            "zx": float(zx),
-            "zy": float(zy),
-            "flip_horizontal": self.horizontal_flip and bool(rng.random() < 0.5),
-            "flip_vertical": self.vertical_flip and bool(rng.random() < 0.5),
+            "theta": rng.uniform(-self.rotation_range, self.rotation_range, n) if self.rotation_range else np.zeros(n),
+            "tx": _draw_shifts(rng, self.height_shift_range, image_shape[0], n),
+            "ty": _draw_shifts(rng, self.width_shift_range, image_shape[1], n),
+            "shear": rng.uniform(-self.shear_range, self.shear_range, n) if self.shear_range else np.zeros(n),
+            "zx": zoom[0],
+            "zy": zoom[1],
+            "flip_horizontal": (rng.random(n) < 0.5) & self.horizontal_flip,
+            "flip_vertical": (rng.random(n) < 0.5) & self.vertical_flip,
         }
 
     def get_random_transform(self, img_shape, seed=None):
         """A dictionary of random parameters for an image of shape ``img_shape`` (Keras's keys)."""
-        return self._draw(self._rng if seed is None else np.random.default_rng(seed), img_shape)
+        params = self._draw(self._rng if seed is None else np.random.default_rng(seed), img_shape, 1)
+        return {k: (bool(v[0]) if v.dtype == bool else float(v[0])) for k, v in params.items()}
 
     def _warp(self, batch, params):
-        """Warp a (N, H, W, C) batch, image k by ``params[k]``, in one kernel call."""
-        matrices = np.stack([transform_matrix(p, batch.shape[1:]) for p in params])
+        """Warp a (N, H, W, C) batch, image k by the k-th values of ``params``, in one kernel call."""
+        matrices = transform_matrix(params, batch.shape[1:]).reshape(-1, 2, 3)
         return affine_transform(batch, matrices, order=self.interpolation_order, fill_mode=self.fill_mode,
                                 cval=self.cval)
 
@@ -208,7 +224,7 @@ class ImageDataGenerator:
         if not isinstance(transform_parameters, dict):
             raise TypeError("ImageDataGenerator.apply_transform: transform_parameters must be a dict. "
                             f"Received: {type(transform_parameters).__name__}")
-        return self._warp(x[None], [transform_parameters])[0]
+        return self._warp(x[None], transform_parameters)[0]
 
     def random_transform(self, x, seed=None):
         """One image (H, W, C) with a random transform applied (no rescale, as Keras)."""
@@ -297,8 +313,7 @@ class NumpyArrayIterator:
     def _batch(self, indices, rng):
         gen = self.image_data_generator
         images = self.x[indices].astype(gen.dtype, copy=False)
-        params = [gen._draw(rng, images.shape[1:]) for _ in range(len(indices))]
-        batch = gen._warp(images, params).astype(gen.dtype, copy=False)
+        batch = gen._warp(images, gen._draw(rng, images.shape[1:], len(indices))).astype(gen.dtype, copy=False)
         if gen.rescale is not None:
             batch *= gen.rescale
         return batch if self.y is None else (batch, self.y[indices])
