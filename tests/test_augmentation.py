@@ -7,10 +7,26 @@ from hypothesis import strategies as st
 import fastconv as fc
 from fastconv import reference as ref
 from fastconv.image import FILL_MODES, affine_transform
-from fastconv.preprocessing.image import ImageDataGenerator, NumpyArrayIterator, transform_matrix
+from fastconv.preprocessing.image import (
+    ImageDataGenerator,
+    NumpyArrayIterator,
+    array_to_img,
+    img_to_array,
+    load_img,
+    transform_matrix,
+)
 from _helpers import DTYPES, assert_close
 
 MODES = sorted(FILL_MODES)
+
+
+@pytest.fixture
+def keras_generator(tf):
+    """tf.keras's (legacy) ImageDataGenerator, the peer of fastconv's."""
+    try:
+        return tf.keras.preprocessing.image.ImageDataGenerator
+    except AttributeError:
+        pytest.skip("this TensorFlow has no tf.keras.preprocessing.image.ImageDataGenerator")
 
 
 @st.composite
@@ -142,14 +158,13 @@ def _keras_parameters(rng):
 @pytest.mark.parametrize("fill_mode", MODES)
 @pytest.mark.parametrize("shape", [(48, 48, 3), (31, 45, 2)])
 @pytest.mark.parametrize("order", [0, 1])
-def test_apply_transform_matches_keras(tf, fill_mode, shape, order):
+def test_apply_transform_matches_keras(keras_generator, fill_mode, shape, order):
     """Same parameter dictionary, same image as tf.keras's ImageDataGenerator.apply_transform,
     for every fill mode, square and non-square images (where Keras's centre is off), with flips."""
     rng = np.random.default_rng(sum(shape) + order)
     x = rng.random(shape).astype(np.float32)
     ours = ImageDataGenerator(fill_mode=fill_mode, cval=0.25, interpolation_order=order)
-    keras = tf.keras.preprocessing.image.ImageDataGenerator(fill_mode=fill_mode, cval=0.25,
-                                                            interpolation_order=order)
+    keras = keras_generator(fill_mode=fill_mode, cval=0.25, interpolation_order=order)
     for _ in range(12):
         params = _keras_parameters(rng)
         expected = keras.apply_transform(x, params)
@@ -160,14 +175,14 @@ def test_apply_transform_matches_keras(tf, fill_mode, shape, order):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_shift_parameters_act_as_in_keras(tf):
+def test_shift_parameters_act_as_in_keras(keras_generator):
     """Keras's 'tx' (from height_shift_range) moves the image along the columns: kept as is."""
     x = np.zeros((20, 30, 1), np.float32)
     x[5, 8, 0] = 1
     ours = ImageDataGenerator()
     assert np.argwhere(ours.apply_transform(x, {"tx": 3})[..., 0] > 0.5).tolist() == [[5, 5]]
     assert np.argwhere(ours.apply_transform(x, {"ty": 3})[..., 0] > 0.5).tolist() == [[2, 8]]
-    keras = tf.keras.preprocessing.image.ImageDataGenerator()
+    keras = keras_generator()
     assert np.argwhere(keras.apply_transform(x, {"tx": 3})[..., 0] > 0.5).tolist() == [[5, 5]]
 
 
@@ -283,3 +298,37 @@ def test_flow_rejects_bad_data(args, error, match):
         ImageDataGenerator().flow(*args)
     with pytest.raises(ValueError, match="batch_size"):
         ImageDataGenerator().flow(np.zeros((4, 5, 5, 1)), batch_size=0)
+
+
+# -- image files ---------------------------------------------------------------------------------
+
+def test_image_file_helpers(tmp_path):
+    pil = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
+    pil.fromarray(pixels).save(tmp_path / "photo.png")
+    img = load_img(tmp_path / "photo.png")
+    np.testing.assert_array_equal(img_to_array(img), pixels.astype(np.float32))
+    assert img_to_array(load_img(tmp_path / "photo.png", target_size=(15, 20))).shape == (15, 20, 3)
+    assert img_to_array(load_img(tmp_path / "photo.png", color_mode="grayscale")).shape == (30, 40, 1)
+    back = img_to_array(array_to_img(pixels / 255.0 * 2 - 1))  # scaled from [-1, 1] to [0, 255]
+    assert np.abs(back - pixels).max() <= 1.0
+    np.testing.assert_array_equal(img_to_array(array_to_img(pixels, scale=False)), pixels)
+    with pytest.raises(ValueError, match="color_mode"):
+        load_img(tmp_path / "photo.png", color_mode="cmyk")
+    with pytest.raises(ValueError, match="array_to_img"):
+        array_to_img(np.zeros((4, 4, 2)))
+
+
+def test_image_file_helpers_match_keras(tmp_path, tf):
+    pil = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
+    keras_utils = tf.keras.utils
+    pixels = (np.random.default_rng(1).random((25, 33, 3)) * 255).astype(np.uint8)
+    pil.fromarray(pixels).save(tmp_path / "photo.png")
+    for kwargs in ({}, dict(target_size=(12, 20)), dict(target_size=(40, 50), interpolation="bilinear"),
+                   dict(color_mode="grayscale")):
+        expected = keras_utils.img_to_array(keras_utils.load_img(tmp_path / "photo.png", **kwargs))
+        np.testing.assert_array_equal(img_to_array(load_img(tmp_path / "photo.png", **kwargs)), expected)
+    x = np.random.default_rng(2).standard_normal((6, 7, 3))
+    expected = keras_utils.img_to_array(keras_utils.array_to_img(x))
+    np.testing.assert_array_equal(img_to_array(array_to_img(x)), expected)

@@ -37,6 +37,10 @@ def pil():
     return pytest.importorskip("PIL.Image", reason="Pillow is not installed: reading PNG files skipped")
 
 
+def BILINEAR(pil):
+    return getattr(pil, "Resampling", pil).BILINEAR  # Pillow < 9.1 has no Resampling
+
+
 def _write_png(pil, path, size=(30, 40), mode="RGB", value=None, rng=None):
     rng = rng or np.random.default_rng(abs(hash(path.name)) % 2**32)
     h, w = size
@@ -69,7 +73,7 @@ def test_load_reads_the_layout(pil, tmp_path):
     assert list(d.names) == sorted(p.name for p in par.iterdir()) + sorted(p.name for p in uni.iterdir())
     # One image by hand: Pillow's antialiased bilinear resize of the file, scaled to [0, 1].
     with pil.open(uni / d.names[5]) as im:
-        expected = np.asarray(im.convert("RGB").resize((24, 20), pil.Resampling.BILINEAR)) / 255
+        expected = np.asarray(im.convert("RGB").resize((24, 20), BILINEAR(pil))) / 255
     np.testing.assert_allclose(d.images[5], expected, atol=1e-7)
     square = malaria.load(tmp_path / "cell_images", image_size=16)
     assert square.images.shape == (9, 16, 16, 3)
@@ -119,7 +123,7 @@ def test_load_skips_and_reports_unreadable_files(pil, tmp_path):
     for k in (4, 8):
         folder = par if d.labels[k] == 0 else uni
         with pil.open(folder / d.names[k]) as im:
-            expected = np.asarray(im.convert("RGB").resize((10, 10), pil.Resampling.BILINEAR)) / 255
+            expected = np.asarray(im.convert("RGB").resize((10, 10), BILINEAR(pil))) / 255
         np.testing.assert_allclose(d.images[k], expected, atol=1e-7)
 
 
@@ -233,7 +237,7 @@ def test_load_tfds_reads_the_prepared_dataset(pil, tmp_path, monkeypatch):
     assert d.images.shape == (7, 10, 12, 3) and d.images.dtype == np.float32
     np.testing.assert_array_equal(d.labels, [0, 1, 1, 0, 1, 0, 0])
     assert d.names[2] == "tfds:malaria/train/2"
-    expected = np.asarray(pil.fromarray(examples[2][0]).resize((12, 10), pil.Resampling.BILINEAR)) / 255
+    expected = np.asarray(pil.fromarray(examples[2][0]).resize((12, 10), BILINEAR(pil))) / 255
     np.testing.assert_allclose(d.images[2], expected, atol=1e-7)
     limited = malaria.load_tfds(image_size=4, limit=4)
     assert list(limited.names) == [f"tfds:malaria/train/{k}" for k in (0, 1, 2, 3)]

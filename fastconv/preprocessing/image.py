@@ -5,6 +5,9 @@ rotation, shift, shear, zoom and flips per image and applies them; ``flow(x, y)`
 iterator of augmented batches that works both as a Python iterator (``next(it)``) and as a Keras
 Sequence (``len(it)``, ``it[i]``, ``it.on_epoch_end()``), so that ``fit`` can consume it.
 
+``load_img``, ``img_to_array`` and ``array_to_img`` are Keras's helpers for single image files
+(Pillow, an optional dependency, imported when they are called).
+
 Same parameters, same image: ``apply_transform(x, params)`` composes the transform exactly as
 Keras's legacy ``apply_affine_transform`` does and warps with the compiled kernel of
 :func:`fastconv.image.affine_transform`, which follows the ``scipy.ndimage.affine_transform`` that
@@ -27,6 +30,9 @@ import threading
 import numpy as np
 
 from fastconv.image import FILL_MODES, affine_transform
+
+__all__ = ["ImageDataGenerator", "NumpyArrayIterator", "array_to_img", "img_to_array", "load_img",
+           "transform_matrix"]
 
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -341,3 +347,68 @@ class NumpyArrayIterator:
             epoch, idx = self.epoch, self.batch_index
             self.batch_index += 1
         return self._get(epoch, idx)
+
+
+# -- image files (Keras's helpers; Pillow is imported when they are called) -----------------------
+
+def _pil_image():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("load_img, img_to_array and array_to_img need Pillow: `pip install pillow` or "
+                          "`pip install \"fastconv[examples]\"`") from None
+    return Image
+
+
+_COLOR_MODES = {"rgb": "RGB", "rgba": "RGBA", "grayscale": "L"}
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "hamming", "box", "lanczos")
+
+
+def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest"):
+    """A PIL image from a file, as ``keras.utils.load_img``: converted to ``color_mode``
+    ('rgb', 'rgba', 'grayscale') and, when ``target_size`` = (height, width) is given, resized
+    with Pillow's ``interpolation`` filter (Keras's default: 'nearest')."""
+    image = _pil_image()
+    if color_mode not in _COLOR_MODES:
+        raise ValueError(f"load_img: color_mode must be one of {sorted(_COLOR_MODES)}. Received: {color_mode!r}")
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"load_img: interpolation must be one of {list(_INTERPOLATIONS)}. "
+                         f"Received: {interpolation!r}")
+    with image.open(path) as img:
+        img = img.convert(_COLOR_MODES[color_mode])
+    if target_size is not None:
+        height, width = target_size
+        if img.size != (width, height):
+            filters = getattr(image, "Resampling", image)
+            img = img.resize((width, height), getattr(filters, interpolation.upper()))
+    return img
+
+
+def img_to_array(img, dtype="float32"):
+    """A PIL image (or array) as a float array (height, width, channels), as ``keras.utils.img_to_array``."""
+    x = np.asarray(img, dtype=dtype)
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3:
+        raise ValueError(f"img_to_array: expected an image of 2 or 3 dimensions; received shape {x.shape}")
+    return x
+
+
+def array_to_img(x, scale=True):
+    """An array (height, width, 1|3|4) as a PIL image, as ``keras.utils.array_to_img``: with
+    ``scale``, the values are stretched from [min, max] to [0, 255] first."""
+    image = _pil_image()
+    x = np.array(x, dtype=np.float32)
+    if x.ndim != 3 or x.shape[2] not in (1, 3, 4):
+        raise ValueError(f"array_to_img: expected an array (height, width, 1, 3 or 4 channels); "
+                         f"received shape {x.shape}")
+    if scale:
+        x -= np.min(x)
+        if np.max(x) != 0:
+            x /= np.max(x)
+        x *= 255
+    if x.shape[2] == 1:
+        if np.max(x) > 255:  # unscaled values beyond 8 bits: a 32-bit integer image, as Keras
+            return image.fromarray(x[:, :, 0].astype(np.int32), "I")
+        return image.fromarray(x[:, :, 0].astype(np.uint8), "L")
+    return image.fromarray(x.astype(np.uint8), "RGB" if x.shape[2] == 3 else "RGBA")
