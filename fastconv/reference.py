@@ -143,3 +143,58 @@ def avg_pool2d_grad(shape, dy, ksize, strides, padding):
         count = (rows.stop - rows.start) * (cols.stop - cols.start)
         dx[:, rows, cols, :] += dy[:, i, j, None, None, :] / count
     return dx
+
+
+def _fill_index(k, n, fill_mode):
+    """Integer positions k along an axis of length n -> indices into the axis."""
+    if fill_mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
+        m = np.mod(k, 2 * n)
+        return np.where(m < n, m, 2 * n - 1 - m)
+    return np.clip(k, 0, n - 1)  # the other modes bring the position into [0, n - 1] first
+
+
+def _fill_position(p, n, fill_mode):
+    """A position along an axis of length n, brought into the image as the fill mode says."""
+    last = n - 1
+    if fill_mode in ("nearest", "constant"):  # constant: the caller puts cval where p was outside
+        return np.clip(p, 0, last)
+    if fill_mode == "wrap":  # SciPy's wrap: period n - 1, the first and last pixel coincide
+        if n == 1:
+            return np.zeros_like(p)
+        return np.where(p < 0, last - np.fmod(-p, last), np.where(p > last, np.fmod(p, last), p))
+    # reflect: mirror about n - 1/2 into (-1, n) (SciPy rounds there); _fill_index maps -1 and n
+    p = np.mod(p, 2 * n)
+    return np.where(p >= n, 2 * n - 1 - p, p)
+
+
+def affine_transform(x, matrices, order=1, fill_mode="nearest", cval=0.0):
+    """out[n, i, j] = x[n] at position (row, col) = matrices[n] @ (i, j, 1), per channel.
+
+    x is (N, H, W, C), matrices (N, 2, 3); order 0 takes the pixel at floor(position + 0.5),
+    order 1 interpolates the four neighbours bilinearly; positions outside the image as
+    scipy.ndimage.affine_transform fills them ('constant': cval outside [0, H-1] x [0, W-1]).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n_img, h, w, _ = x.shape
+    i, j = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    out = np.empty_like(x)
+    for n, m in enumerate(np.asarray(matrices, dtype=np.float64)):
+        r = m[0, 0] * i + m[0, 1] * j + m[0, 2]
+        c = m[1, 0] * i + m[1, 1] * j + m[1, 2]
+        outside = (r < 0) | (r > h - 1) | (c < 0) | (c > w - 1)
+        r, c = _fill_position(r, h, fill_mode), _fill_position(c, w, fill_mode)
+        if order == 0:
+            rows = _fill_index(np.floor(r + 0.5).astype(np.int64), h, fill_mode)
+            cols = _fill_index(np.floor(c + 0.5).astype(np.int64), w, fill_mode)
+            out[n] = x[n, rows, cols]
+        else:
+            r0, c0 = np.floor(r), np.floor(c)
+            fr, fc = (r - r0)[..., None], (c - c0)[..., None]
+            r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
+            rows = [_fill_index(r0, h, fill_mode), _fill_index(r0 + 1, h, fill_mode)]
+            cols = [_fill_index(c0, w, fill_mode), _fill_index(c0 + 1, w, fill_mode)]
+            out[n] = ((1 - fr) * (1 - fc) * x[n, rows[0], cols[0]] + (1 - fr) * fc * x[n, rows[0], cols[1]]
+                      + fr * (1 - fc) * x[n, rows[1], cols[0]] + fr * fc * x[n, rows[1], cols[1]])
+        if fill_mode == "constant":
+            out[n][outside] = cval
+    return out

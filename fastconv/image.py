@@ -1,0 +1,95 @@
+"""Geometric transforms of images: the affine warp behind fastconv's image augmentation.
+
+``affine_transform`` warps a batch of NHWC images, each by its own matrix, in one call to the
+compiled kernel of ``fastconv/_warp.pyx`` (OpenMP over the rows of all images).  It follows
+``scipy.ndimage.affine_transform`` applied to each channel, which is exactly what Keras's
+ImageDataGenerator does image by image, channel by channel: the same inverse map, the same
+``order`` 0/1 interpolation and the same fill modes.
+"""
+import numpy as np
+
+from fastconv import _warp
+from fastconv._threads import get_num_threads
+from fastconv._validation import as_numeric_array, float_dtypes
+
+# The codes of fastconv/_warp.pyx.
+FILL_MODES = {"constant": 0, "nearest": 1, "reflect": 2, "wrap": 3}
+
+
+def _as_matrices(matrices, n_images, fn):
+    """The matrices as a C-contiguous float64 (n_images, 2, 3) array."""
+    m = as_numeric_array(matrices, fn, "matrices").astype(np.float64)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3 or m.shape[1:] not in ((2, 3), (3, 3)):
+        raise ValueError(
+            f"{fn}: matrices must be one 2x3 or 3x3 affine matrix, or a stack of them of shape "
+            f"(images, 2, 3) or (images, 3, 3); received shape {np.shape(matrices)}"
+        )
+    if m.shape[1] == 3 and not np.all(m[:, 2] == [0.0, 0.0, 1.0]):
+        raise ValueError(f"{fn}: the last row of a 3x3 matrix must be [0, 0, 1] (an affine map, not a "
+                         f"projective one); received matrices of shape {np.shape(matrices)}")
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"{fn}: matrices must be finite; received NaN or infinity")
+    if m.shape[0] not in (1, n_images):
+        raise ValueError(f"{fn}: {m.shape[0]} matrices for {n_images} image(s); give one matrix per image "
+                         f"or a single one for all")
+    return np.ascontiguousarray(np.broadcast_to(m[:, :2], (n_images, 2, 3)))
+
+
+def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0):
+    """Warp images by affine maps, as ``scipy.ndimage.affine_transform`` on each channel.
+
+    Parameters
+    ----------
+    images : array_like
+        One image (H, W) or (H, W, C), or a batch (N, H, W, C).
+    matrices : array_like
+        The map from OUTPUT pixel coordinates to INPUT coordinates (the inverse map that SciPy
+        takes), in (row, column) order: a 2x3 matrix ``[[a, b, t_row], [c, d, t_col]]`` or its
+        3x3 form with last row [0, 0, 1]; for a batch, one matrix for all images or a stack of
+        shape (N, 2, 3) / (N, 3, 3).  Output pixel (i, j) takes the input value at
+        (a*i + b*j + t_row, c*i + d*j + t_col).
+    order : {0, 1}
+        0: nearest pixel, 1: bilinear interpolation (the default, as in Keras).
+    fill_mode : {'nearest', 'constant', 'reflect', 'wrap'}
+        How positions outside the input are filled, with SciPy's (and Keras's) definitions:
+        'constant' gives ``cval`` outside [0, H-1] x [0, W-1], 'nearest' repeats the edge pixels,
+        'reflect' mirrors about the edge (d c b a | a b c d | d c b a), 'wrap' repeats the image
+        with period (size - 1) so that its first and last rows (columns) coincide.
+    cval : float
+        The fill value of 'constant'.
+
+    Returns
+    -------
+    numpy.ndarray of the shape of ``images``; float32 stays float32, float64 stays float64,
+    integers and bools give float64, float16 computes in float32 and returns float16.
+    """
+    fn = "affine_transform"
+    x = as_numeric_array(images, fn, "images")
+    if x.ndim not in (2, 3, 4):
+        raise ValueError(f"{fn}: images must be (H, W), (H, W, C) or (N, H, W, C); received shape {x.shape}")
+    if isinstance(order, (bool, np.bool_)) or order not in (0, 1):
+        raise ValueError(f"{fn}: order must be 0 (nearest) or 1 (bilinear). Received: order={order!r}")
+    mode = FILL_MODES.get(fill_mode) if isinstance(fill_mode, str) else None
+    if mode is None:
+        raise ValueError(f"{fn}: fill_mode must be one of {sorted(FILL_MODES)}. Received: fill_mode={fill_mode!r}")
+    try:
+        cval = float(cval)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: cval must be a number. Received: cval={cval!r}") from None
+    batch = x if x.ndim == 4 else x.reshape((1,) + x.shape + ((1,) if x.ndim == 2 else ()))
+    n, h, w, _ = batch.shape
+    m = _as_matrices(matrices, n, fn)
+    # The kernel reduces every position into range before it floors it; that needs finite
+    # positions, and an affine map takes its extremes at the corners of the output.
+    corners_r, corners_c = np.array([0, 0, h - 1, h - 1]), np.array([0, w - 1, 0, w - 1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        corners = m[:, :, :1] * corners_r + m[:, :, 1:2] * corners_c + m[:, :, 2:]
+    if not np.all(np.isfinite(corners)):
+        raise ValueError(f"{fn}: the matrices send pixels beyond the range of float64 (|entries| too large)")
+    compute, result_dtype = float_dtypes(fn, x)
+    src = np.ascontiguousarray(batch, dtype=compute)
+    out = np.empty(src.shape, dtype=compute)
+    _warp.affine_warp(src, out, m, int(order), mode, cval, get_num_threads())
+    return out.reshape(x.shape).astype(result_dtype, copy=False)

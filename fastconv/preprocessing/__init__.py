@@ -1,0 +1,1 @@
+"""Data preparation for training: image augmentation (:mod:`fastconv.preprocessing.image`)."""
