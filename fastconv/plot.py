@@ -106,16 +106,19 @@ def channel_histograms(image, path=None, bins=32, channel_names=("R", "G", "B"))
 
 
 def image_grid(images, path=None, titles=None, ncols=8):
-    """A grid of images (N, H, W[, C]), e.g. augmented copies of one image or sample cells: N axes."""
-    imgs = np.asarray(images)
-    if imgs.ndim not in (3, 4) or imgs.dtype.kind not in "biuf":
-        raise ValueError(f"image_grid: images must be numeric (N, H, W) or (N, H, W, C); received shape {imgs.shape}")
+    """A grid of images: an array (N, H, W[, C]), e.g. augmented copies of one image or sample
+    cells, or a list of (H, W[, C]) images of any sizes (a filter beside its input and output): N axes."""
+    if isinstance(images, np.ndarray):
+        if images.ndim not in (3, 4):
+            raise ValueError(f"image_grid: images must be (N, H, W) or (N, H, W, C); received shape {images.shape}")
+        images = list(images)
+    imgs = [_as_image(img, "image_grid") for img in images]
     if titles is not None and len(titles) != len(imgs):
         raise ValueError(f"image_grid: {len(titles)} titles for {len(imgs)} images")
     rows, cols = _grid(len(imgs), ncols)
     fig, axes = _figure(rows, cols, panel_size=(1.8, 1.8))
     for k, ax in enumerate(axes.ravel()[:len(imgs)]):
-        img = imgs[k] if imgs.ndim == 4 else imgs[k][..., None]
+        img = imgs[k]
         ax.imshow(_display(img), cmap="gray" if img.shape[-1] == 1 else None)
         ax.set_axis_off()
         if titles is not None:
