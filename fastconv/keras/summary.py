@@ -152,4 +152,8 @@ def print_summary(model, line_length=None, positions=None, print_fn=None):
     lines.append(f" Non-trainable params: {n_count:,} ({readable_size(n_bytes)})")
     if o_arrays:
         lines.append(f" Optimizer params: {o_count:,} ({readable_size(o_bytes)})")
-    (print_fn or print)("\n".join(lines))
+    text = "\n".join(lines) + "\n"  # Keras hands print_fn the text with its final newline
+    if print_fn is None:
+        print(text, end="")
+    else:
+        print_fn(text)

@@ -121,12 +121,16 @@ class Trainer:
         y_pred = outputs[0]
         loss, grad, wrt_logits = self._loss_and_grad(y, y_pred, logits[0], "fit")
         if not math.isfinite(loss):
-            # Stop before the update: the weights keep the values that gave finite losses.
             tape.clear()
-            self._stop_on_nonfinite_loss(loss, x, y, where)
+            self._stop_on_nonfinite(f"the loss is {loss}", x, y, where)
         else:
             _, weight_grads = graph.backprop(tape, [grad], [wrt_logits])
-            self.optimizer.apply([(weight_grads[v], v) for v in self.trainable_weights if v in weight_grads])
+            pairs = [(weight_grads[v], v) for v in self.trainable_weights if v in weight_grads]
+            bad = next((v for g, v in pairs if not np.isfinite(g).all()), None)
+            if bad is None:
+                self.optimizer.apply(pairs)
+            else:
+                self._stop_on_nonfinite(f"the gradient of {bad.path} is not finite", x, y, where)
         self._update_metrics(x, y, y_pred, loss)
         return self._logs()
 
@@ -144,8 +148,9 @@ class Trainer:
         for m in self._compiled_metrics:
             m.update_state(y, y_pred)
 
-    def _stop_on_nonfinite_loss(self, loss, x, y, where):
-        """Stop training with a message that says where the non-finite values come from."""
+    def _stop_on_nonfinite(self, what, x, y, where):
+        """Stop training, before the update (the weights keep the values that gave finite
+        results), with a message that says where the non-finite values come from."""
         if not np.isfinite(x).all():
             origin = "the input batch x itself holds NaN or Inf values"
         elif y.dtype.kind == "f" and not np.isfinite(y).all():
@@ -153,7 +158,7 @@ class Trainer:
         else:
             origin = self._first_nonfinite_layer(x)
         warnings.warn(
-            f'fit: the loss is {loss} at epoch {where[0] + 1}, batch {where[1]}; training stops. {origin}. '
+            f'fit: {what} at epoch {where[0] + 1}, batch {where[1]}; training stops. {origin}. '
             "The weights were not updated with this batch. Common causes: a learning rate too large, inputs "
             "not scaled (e.g. pixels in 0..255 instead of 0..1), or a loss that does not fit the last activation.",
             RuntimeWarning, stacklevel=4)

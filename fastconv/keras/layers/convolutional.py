@@ -73,6 +73,10 @@ class BaseConv(_WithActivation, Layer):
         return windowed_output_shape(self, input_shape, self.kernel_size, self.strides, self.dilation_rate,
                                      self.padding, self.data_format, self.filters)
 
+    def _check_input(self, shapes):
+        super()._check_input(shapes)
+        self.compute_output_shape(shapes[0])  # says, with the layer's name, when the window does not fit
+
     def _conv_args(self):
         return dict(strides=self.strides, padding=self._padding, data_format=self._format, dilations=self.dilation_rate)
 

@@ -38,6 +38,10 @@ class BasePooling(Layer):
         return windowed_output_shape(self, input_shape, self.pool_size, self.strides, (1, 1), self.padding,
                                      self.data_format, channels)
 
+    def _check_input(self, shapes):
+        super()._check_input(shapes)
+        self.compute_output_shape(shapes[0])  # says, with the layer's name, when the window does not fit
+
     def _to_nhwc(self, x):
         return x if self.data_format == "channels_last" else x.transpose(0, 2, 3, 1)
 
