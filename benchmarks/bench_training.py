@@ -8,8 +8,8 @@ Time, in this process: both models get the same initial weights and the same ran
 after one warm-up epoch each (reported apart: Keras traces its graph then), the rounds run one
 epoch of each framework in turn (batch 100, validation_split 0.1: 18 training batches and the
 validation), alternating which goes first, so that the drift of a shared machine hits both
-alike.  Reported: the median epoch time of each and the ratio fastconv / Keras (below 1:
-fastconv is faster).
+alike.  Reported: every round's times, the median epoch time of each, and the ratio
+fastconv / Keras (below 1: fastconv is faster), the median of the rounds' ratios.
 
 Memory, in two fresh processes (one per framework, so that neither sees the other's memory),
 started before this process imports either framework:
@@ -88,11 +88,16 @@ def time_epochs(n, size, rounds):
         for name in (order if r % 2 == 0 else order[::-1]):
             times[name].append(fit_epoch(contenders[name], x, y))
     med = {name: float(np.median(ts)) for name, ts in times.items()}
-    print(f"\ntime per epoch, median of {rounds} rounds after one warm-up epoch (min - max):")
+    # Both epochs of a round ran back to back: their ratio is the least disturbed by the load of
+    # a shared machine, which drifts over minutes.
+    ratios = [f / k for f, k in zip(times["fastconv.keras"], times["tf.keras"])]
+    print(f"\ntime per epoch after one warm-up epoch, {rounds} rounds:")
     for name, ts in times.items():
-        print(f"  {name:15s} {med[name]:7.2f} s   ({min(ts):.2f} - {max(ts):.2f});  first epoch {first[name]:.2f} s")
-    print(f"  ratio fastconv.keras / tf.keras: {med['fastconv.keras'] / med['tf.keras']:.2f}  "
-          f"(Keras / fastconv: {med['tf.keras'] / med['fastconv.keras']:.2f}x)")
+        print(f"  {name:15s} median {med[name]:6.2f} s  (rounds: {', '.join(f'{t:.1f}' for t in ts)});  "
+              f"first epoch {first[name]:.2f} s")
+    print(f"  ratio fastconv.keras / tf.keras: median of the rounds' ratios {np.median(ratios):.2f} "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}); ratio of the medians "
+          f"{med['fastconv.keras'] / med['tf.keras']:.2f}")
     return med
 
 
