@@ -189,6 +189,21 @@ def test_graph_errors():
         L.Add()([fk.Input((3,)), fk.Input((4,))])
 
 
+def test_model_with_two_inputs_predicts_in_batches():
+    a, b = fk.Input((3,)), fk.Input((3,))
+    dense = L.Dense(2, name="shared")
+    model = fk.Model([a, b], L.Add()([dense(a), dense(b)]))  # one layer called twice
+    assert [layer.name for layer in model.layers] == ["input_layer", "shared", "input_layer_1", "add"]
+    xa, xb = np.random.default_rng(8).random((2, 7, 3), dtype=np.float32)
+    kernel, bias = dense.get_weights()
+    np.testing.assert_allclose(model.predict([xa, xb], batch_size=3, verbose=0), (xa + xb) @ kernel + 2 * bias, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="has 2 inputs; pass a list of 2 arrays"):
+        model.predict(xa, verbose=0)
+    with pytest.raises(ValueError, match="trains models with one input and one output"):
+        model.compile(loss="mse", optimizer="sgd")
+        model.fit([xa, xb], xa[:, :2], verbose=0)
+
+
 def test_sequential_built_from_data_gives_its_feature_maps():
     x, y = _images(8, size=10)
     model = fk.Sequential([L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(1, activation="sigmoid")])

@@ -55,15 +55,17 @@ def validation_split_arrays(x, y, validation_split, fn):
 
 class ArrayBatches:
     """Batches of ``batch_size`` samples of arrays (the last one smaller), reshuffled at every
-    epoch when ``shuffle``."""
+    epoch when ``shuffle``.  ``x`` is an array or a list of arrays (a model with several inputs),
+    cut at the same places."""
 
     def __init__(self, x, y=None, batch_size=32, shuffle=False, steps=None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
         self.x, self.y = x, y
+        self.n = len(x[0] if isinstance(x, list) else x)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
-        self.n_batches = math.ceil(len(x) / self.batch_size)
+        self.n_batches = math.ceil(self.n / self.batch_size)
         if steps is not None:
             self.n_batches = min(self.n_batches, int(steps))
 
@@ -71,16 +73,16 @@ class ArrayBatches:
         return self.n_batches
 
     def batches(self):
-        n = len(self.x)
-        order = backend.random_generator().permutation(n) if self.shuffle else None
+        order = backend.random_generator().permutation(self.n) if self.shuffle else None
         for b in range(self.n_batches):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
             if order is None:
                 sel = slice(lo, hi)
             else:
                 # Sorted indices read the array in memory order (the batch's content is the same set).
                 sel = np.sort(order[lo:hi])
-            yield self.x[sel], (None if self.y is None else self.y[sel])
+            xb = [a[sel] for a in self.x] if isinstance(self.x, list) else self.x[sel]
+            yield xb, (None if self.y is None else self.y[sel])
 
     def on_epoch_end(self):
         pass

@@ -6,6 +6,8 @@ Both are a graph of layer calls (fastconv.keras.graph.Graph) plus the training l
 knows its input shape (from ``input_shape=`` on the first layer, an ``Input``, or the first data
 it sees).  A model is itself a layer: it can be called inside another model.
 """
+import json
+
 from fastconv.keras import backend, saving
 from fastconv.keras.graph import Graph
 from fastconv.keras.layers import deserialize as deserialize_layer
@@ -226,7 +228,6 @@ class Model(Trainer, Layer):
                      name=config["name"], trainable=config.get("trainable", True))
 
     def to_json(self):
-        import json
         return json.dumps(serialize_layer(self))
 
     def __repr__(self):
@@ -353,7 +354,6 @@ def load_model(filepath, custom_objects=None, compile=True):
 
 
 def model_from_json(json_string, custom_objects=None):
-    import json
     return deserialize_layer(json.loads(json_string), custom_objects)
 
 

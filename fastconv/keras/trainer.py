@@ -243,6 +243,8 @@ class Trainer:
             return SourceBatches(x, fn, self.dtype, steps), None, None
         if y is None:
             raise ValueError(f"{fn}: y is required with array inputs (the targets, one per sample)")
+        if self.built:
+            self._single_io(fn)
         xa = as_input_array(x, fn, self.dtype)
         ya = as_target_array(y, fn)
         check_same_length(xa, ya, fn)
@@ -315,7 +317,8 @@ class Trainer:
             self._ensure_built(first.shape)
             for arr in inputs_list[1:]:
                 check_same_length(first, arr, "predict")
-            batches = _ZipBatches(inputs_list, 32 if batch_size is None else batch_size, steps)
+            batches = ArrayBatches(inputs_list if len(inputs_list) > 1 else first, None,
+                                   32 if batch_size is None else batch_size, steps=steps)
         cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0, verbose=verbose,
                                             epochs=1, steps=len(batches))
         cbs.on_predict_begin()
@@ -371,17 +374,3 @@ class Trainer:
         values = [logs["loss"]] + [logs[m.name] for m in self._compiled_metrics or []]
         return values[0] if len(values) == 1 else values
 
-
-class _ZipBatches(ArrayBatches):
-    """Batches of several input arrays cut at the same places (predict of multi-input models)."""
-
-    def __init__(self, arrays, batch_size, steps):
-        super().__init__(arrays[0], None, batch_size, False, steps)
-        self.arrays = arrays
-
-    def batches(self):
-        n = len(self.arrays[0])
-        for b in range(self.n_batches):
-            sel = slice(b * self.batch_size, min((b + 1) * self.batch_size, n))
-            parts = [a[sel] for a in self.arrays]
-            yield (parts if len(parts) > 1 else parts[0]), None
