@@ -1,0 +1,160 @@
+"""The graph of layer calls behind Sequential and functional models, and how it runs.
+
+``Graph(inputs, outputs)`` collects the nodes (layer calls) between symbolic inputs and outputs
+in an order where every node comes after the nodes it reads.  ``run`` computes the outputs from
+arrays, dropping each intermediate array as soon as its last reader is done; with
+``record=True`` it also keeps, per node, the cache that the layer's ``backward`` needs (the
+"tape").  ``backprop`` walks the tape backwards: it gives each node the gradient of its output,
+sums the gradients of tensors read by several nodes (a residual connection), frees each cache
+once used, and asks a layer for the gradient of its input only when something before it has
+weights to train.
+"""
+from fastconv.keras.layers.base import KerasTensor
+from fastconv.keras.layers.core import InputLayer
+
+
+def _producer(tensor):
+    layer, node_index, _ = tensor._keras_history
+    return layer._inbound_nodes[node_index]
+
+
+class Graph:
+    def __init__(self, inputs, outputs, owner):
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        for t in self.inputs + self.outputs:
+            if not isinstance(t, KerasTensor) or t._keras_history is None:
+                raise TypeError(f'Model "{owner}": inputs and outputs must be symbolic tensors from Input() and '
+                                f"layer calls; received {t!r}")
+        for t in self.inputs:
+            if not isinstance(t._keras_history[0], InputLayer):
+                raise ValueError(f'Model "{owner}": inputs must be the tensors of Input() (or InputLayer); received '
+                                 f'the output of layer "{t._keras_history[0].name}"')
+        input_ids = {id(t) for t in self.inputs}
+        order, seen = [], set()
+
+        def visit(node):
+            # Depth first, parents before children: the order in which the nodes can run.
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            if isinstance(node.layer, InputLayer):
+                if id(node.outputs[0]) not in input_ids:
+                    raise ValueError(f'Model "{owner}": graph disconnected: the outputs depend on input '
+                                     f'"{node.layer.name}", which is not among the model\'s inputs')
+            else:
+                for t in node.inputs:
+                    visit(_producer(t))
+            order.append(node)
+
+        for t in self.outputs:
+            visit(_producer(t))
+        self.all_nodes = order
+        # Nodes that compute (the input layers only hand over the data).
+        self.nodes = [n for n in order if not isinstance(n.layer, InputLayer)]
+        self.readers = {}
+        for node in self.nodes:
+            for t in node.inputs:
+                self.readers[id(t)] = self.readers.get(id(t), 0) + 1
+        self.output_nodes = [_producer(t) for t in self.outputs]
+
+    @property
+    def layers(self):
+        """The layers in the order of their first call (input layers included)."""
+        out, seen = [], set()
+        for node in self.all_nodes:
+            if id(node.layer) not in seen:
+                seen.add(id(node.layer))
+                out.append(node.layer)
+        return out
+
+    def run(self, arrays, training=False, record=False, want_logits=False, context=None, observer=None):
+        """(outputs, tape, logits): ``tape`` is the list of (node, cache) when ``record``; ``logits``
+        holds, per output, the pre-activation of a sigmoid/softmax output layer (else None)
+        when ``want_logits``.  ``context`` is added to the message of a layer's ValueError;
+        ``observer(node, outputs)`` sees every node's outputs."""
+        values = {id(t): a for t, a in zip(self.inputs, arrays)}
+        pending = dict(self.readers)
+        keep = {id(t) for t in self.outputs}
+        tape = [] if record else None
+        logits = {}
+        for node in self.nodes:
+            layer = node.layer
+            args = [values[id(t)] for t in node.inputs]
+            for t in node.inputs:
+                pending[id(t)] -= 1
+                if pending[id(t)] == 0 and id(t) not in keep:
+                    del values[id(t)]
+            x = args if layer._multiple_inputs else args[0]
+            try:
+                layer._check_input([a.shape for a in args])
+                wants_cache = record or (want_logits and getattr(layer, "produces_logits", False)
+                                         and node in self.output_nodes)
+                if wants_cache:
+                    y, cache = layer.forward(x, training)
+                    if record:
+                        tape.append((node, cache))
+                    if want_logits and getattr(layer, "produces_logits", False):
+                        logits[id(node)] = layer.logits(cache)
+                else:
+                    y = layer.call(x, training)
+            except ValueError as exc:
+                # Say which model and which data the failing layer was part of (once, not at
+                # every level of nested models).
+                if context is None or getattr(exc, "_fastconv_context", False):
+                    raise
+                error = ValueError(f"{exc}\n({context})")
+                error._fastconv_context = True
+                raise error from None
+            outs = y if len(node.outputs) > 1 else [y]
+            if observer is not None:
+                observer(node, outs)
+            for t, value in zip(node.outputs, outs):
+                values[id(t)] = value
+        outputs = [values[id(t)] for t in self.outputs]
+        output_logits = [logits.get(id(node)) for node in self.output_nodes]
+        return outputs, tape, output_logits
+
+    def _requires_grad(self, inputs_need_grad):
+        """The tensors whose gradient is needed: those computed from a trainable weight (or from
+        an input whose gradient is asked for)."""
+        needed = {id(t) for t in self.inputs} if inputs_need_grad else set()
+        for node in self.nodes:
+            if node.layer.trainable_weights or any(id(t) in needed for t in node.inputs):
+                needed.update(id(t) for t in node.outputs)
+        return needed
+
+    def backprop(self, tape, output_grads, wrt_logits=None, inputs_need_grad=False):
+        """(gradients of the inputs, {variable: gradient}) from the gradients of the outputs.
+
+        ``wrt_logits[i]`` says that output i's gradient is that of its logits (its layer's
+        activation is then skipped).  The tape is consumed (emptied) as it is walked.
+        """
+        needed = self._requires_grad(inputs_need_grad)
+        grads = {}
+        from_logits = set()
+        for t, g, node, flag in zip(self.outputs, output_grads, self.output_nodes, wrt_logits or [False] * len(self.outputs)):
+            grads[id(t)] = g
+            if flag:
+                from_logits.add(id(node))
+        weight_grads = {}
+        while tape:
+            node, cache = tape.pop()
+            g = [grads.pop(id(t), None) for t in node.outputs]
+            if all(v is None for v in g):
+                continue  # nothing downstream of this node reaches the loss
+            layer = node.layer
+            need_input = any(id(t) in needed for t in node.inputs)
+            grad_out = g[0] if len(g) == 1 else g
+            if id(node) in from_logits:
+                dx, wgrads = layer.backward_from_logits(cache, grad_out, need_input)
+            else:
+                dx, wgrads = layer.backward(cache, grad_out, need_input)
+            del cache
+            for variable, value in wgrads.items():
+                weight_grads[variable] = weight_grads[variable] + value if variable in weight_grads else value
+            if need_input:
+                for t, d in zip(node.inputs, dx if layer._multiple_inputs else [dx]):
+                    if id(t) in needed and d is not None:
+                        grads[id(t)] = grads[id(t)] + d if id(t) in grads else d
+        return [grads.get(id(t)) for t in self.inputs], weight_grads

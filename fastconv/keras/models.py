@@ -1,0 +1,362 @@
+"""Models, as ``keras.models``: the functional ``Model(inputs, outputs)``, ``Sequential`` and
+``load_model``.
+
+Both are a graph of layer calls (fastconv.keras.graph.Graph) plus the training loop
+(fastconv.keras.trainer.Trainer).  A Sequential records its graph as layers are added, once it
+knows its input shape (from ``input_shape=`` on the first layer, an ``Input``, or the first data
+it sees).  A model is itself a layer: it can be called inside another model.
+"""
+import json
+
+from fastconv.keras import backend, saving
+from fastconv.keras.graph import Graph
+from fastconv.keras.layers import deserialize as deserialize_layer
+from fastconv.keras.layers import serialize as serialize_layer
+from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer
+from fastconv.keras.layers.core import InputLayer
+from fastconv.keras.summary import print_summary
+from fastconv.keras.trainer import Trainer
+
+
+def _unique(items):
+    seen, out = set(), []
+    for item in items:
+        if id(item) not in seen:
+            seen.add(id(item))
+            out.append(item)
+    return out
+
+
+class Model(Trainer, Layer):
+    """A functional model: ``Model(inputs=Input((28, 28, 1)), outputs=last_layer_output)``."""
+
+    _is_sequential = False
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if type(self) is Model and (inputs is None or outputs is None):
+            raise ValueError("Model: pass inputs=... and outputs=... (symbolic tensors from Input() and layer calls). "
+                             "fastconv.keras has no automatic differentiation, so subclassed models with a custom "
+                             "call() are not supported: use Sequential or the functional API.")
+        if name is None and type(self) is Model:
+            name = backend.unique_name("functional")
+        Layer.__init__(self, name=name, trainable=trainable, **kwargs)
+        self._init_trainer()
+        self._graph = None
+        self._nested_outputs = False
+        if inputs is not None:
+            self._nested_outputs = isinstance(outputs, (list, tuple))
+            ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+            self._set_graph(Graph(ins, outs, self.name))
+
+    def _set_graph(self, graph):
+        names = [layer.name for layer in graph.layers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f'Model "{self.name}": the layer names {duplicates} are used more than once; all layer '
+                             "names in a model must be unique")
+        self._graph = graph
+        self.built = True
+
+    # ------------------------------------------------------------------------------------ graph
+    @property
+    def layers(self):
+        return self._graph.layers if self._graph is not None else []
+
+    @property
+    def inputs(self):
+        return list(self._graph.inputs) if self._graph is not None else []
+
+    @property
+    def outputs(self):
+        return list(self._graph.outputs) if self._graph is not None else []
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def _multiple_inputs(self):
+        return len(self.inputs) > 1
+
+    def _graph_for(self, input_shape):
+        self._ensure_built(input_shape)
+        return self._graph
+
+    def _ensure_built(self, input_shape):
+        pass
+
+    def _plot_nodes(self):
+        return self._graph.all_nodes if self._graph is not None else []
+
+    def _data_context(self, x):
+        expected = self.input_shape
+        return f'model "{self.name}" expects inputs of shape {expected}; it received x of shape {tuple(x.shape)}'
+
+    def get_layer(self, name=None, index=None):
+        """A layer by its name (``get_layer('conv2d')``) or its position (``get_layer(index=0)``)."""
+        if index is not None and name is not None:
+            raise ValueError("get_layer: provide only a layer name or a layer index")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        if isinstance(name, int):
+            return self.get_layer(index=name)
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self.layers]}.")
+
+    # ---------------------------------------------------------------------------------- weights
+    @property
+    def weights(self):
+        return _unique(w for layer in self.layers for w in layer.weights)
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return _unique(w for layer in self.layers for w in layer.trainable_weights)
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return _unique(w for layer in self.layers for w in layer.non_trainable_weights)
+
+    def set_weights(self, weights):
+        """Set all weights from a list in the order of ``get_weights()`` (layer by layer, in each
+        layer kernel then bias...)."""
+        weights = list(weights)
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f'Model "{self.name}" has {len(own)} weights, received {len(weights)}')
+        for variable, value in zip(own, weights):
+            if tuple(getattr(value, "shape", ())) != variable.shape:
+                raise ValueError(f'Model "{self.name}": weight {variable.path} has shape {variable.shape}, received a '
+                                 f"value of shape {tuple(getattr(value, 'shape', ()))}")
+        for variable, value in zip(own, weights):
+            variable.assign(value)
+
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """Print Keras's table of layers, output shapes and parameter counts."""
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
+
+    # ------------------------------------------------------------------ the model as a layer
+    def build(self, input_shape):
+        self.built = True
+
+    def _check_input(self, shapes):
+        for i, (shape, t) in enumerate(zip(shapes, self.inputs)):
+            InputSpec(ndim=len(t.shape)).check(self, shape, i)
+
+    def compute_output_shape(self, input_shape):
+        shapes = [t.shape for t in self.outputs]
+        return shapes if len(shapes) > 1 else shapes[0]
+
+    def call(self, inputs, training=False):
+        arrays = list(inputs) if self._multiple_inputs else [inputs]
+        outputs = self._graph_for(arrays[0].shape).run(arrays, training=bool(training),
+                                                      context=self._data_context(arrays[0]))[0]
+        return outputs if (len(outputs) > 1 or self._nested_outputs) else outputs[0]
+
+    def forward(self, inputs, training=False):
+        arrays = list(inputs) if self._multiple_inputs else [inputs]
+        outputs, tape, _ = self._graph_for(arrays[0].shape).run(arrays, training=training, record=True)
+        return (outputs if len(outputs) > 1 else outputs[0]), tape
+
+    def backward(self, tape, grad, need_input_grad=True):
+        grads = grad if len(self.outputs) > 1 else [grad]
+        input_grads, weight_grads = self._graph.backprop(tape, grads, inputs_need_grad=need_input_grad)
+        return (input_grads if self._multiple_inputs else input_grads[0]), weight_grads
+
+    # ----------------------------------------------------------------------------- save & load
+    def save(self, filepath, overwrite=True):
+        """Save architecture, weights, compile arguments and optimizer state in one file (a zip of
+        JSON and .npz, fastconv's own format; loading it runs no code)."""
+        saving.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        saving.load_weights(self, filepath)
+
+    def get_config(self):
+        nodes = [n for n in self._graph.all_nodes]
+        index = {id(n): i for i, n in enumerate(nodes)}
+
+        def ref(t):
+            layer, node_index, tensor_index = t._keras_history
+            return [index[id(layer._inbound_nodes[node_index])], tensor_index]
+
+        return {"name": self.name, "trainable": self.trainable,
+                "layers": [serialize_layer(layer) for layer in self.layers],
+                "nodes": [{"layer": n.layer.name, "inputs": [ref(t) for t in n.inputs]} for n in nodes],
+                "inputs": [ref(t) for t in self.inputs], "outputs": [ref(t) for t in self.outputs],
+                "nested_outputs": self._nested_outputs}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls._from_config_with_objects(config, custom_objects)
+
+    @classmethod
+    def _from_config_with_objects(cls, config, custom_objects=None):
+        layers = {c["config"]["name"]: deserialize_layer(c, custom_objects) for c in config["layers"]}
+        tensors = []  # per node of the saved graph, its output tensors in the new one
+        for spec in config["nodes"]:
+            layer = layers[spec["layer"]]
+            if isinstance(layer, InputLayer):
+                outs = layer._inbound_nodes[0].outputs
+            else:
+                args = [tensors[i][j] for i, j in spec["inputs"]]
+                out = layer(args if layer._multiple_inputs else args[0])
+                outs = out if isinstance(out, list) else [out]
+            tensors.append(outs)
+        inputs = [tensors[i][j] for i, j in config["inputs"]]
+        outputs = [tensors[i][j] for i, j in config["outputs"]]
+        return Model(inputs if len(inputs) > 1 else inputs[0],
+                     outputs if config.get("nested_outputs") else outputs[0] if len(outputs) == 1 else outputs,
+                     name=config["name"], trainable=config.get("trainable", True))
+
+    def to_json(self):
+        return json.dumps(serialize_layer(self))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class Sequential(Model):
+    """A stack of layers, each reading the previous one's output.
+
+    ``Sequential([Conv2D(32, 3, input_shape=(100, 100, 3)), ...])`` or ``model.add(layer)``.
+    """
+
+    _is_sequential = True
+
+    def __init__(self, layers=None, trainable=True, name=None):
+        super().__init__(name=name, trainable=trainable)
+        self._layers = []       # including the InputLayer, once known
+        self._chain = []        # the symbolic output of each of _layers, once the input shape is known
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def layers(self):
+        return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
+
+    def add(self, layer):
+        """Append a layer.  With a known input shape it is called at once, so that a layer that does
+        not fit (e.g. a Conv2D after a Flatten) fails here, with its name."""
+        if isinstance(layer, KerasTensor):
+            origin = layer._keras_history[0]
+            if not isinstance(origin, InputLayer):
+                raise ValueError("Sequential.add takes layers (or an Input() tensor); received a layer's output tensor")
+            layer = origin
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Only instances of Layer can be added to a Sequential model. Received: {layer!r} "
+                            f"(of type {type(layer).__name__})")
+        if not self._layers and not isinstance(layer, InputLayer) and layer._input_shape_arg is not None:
+            self.add(InputLayer(shape=layer._input_shape_arg))
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"All layers added to a Sequential model should have unique names. Name '{layer.name}' "
+                             "is already the name of a layer in this model.")
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError(f'Sequential model "{self.name}" already has layers; an InputLayer must come first')
+            self._chain.append(layer.output)
+            self.built = True
+        elif self._chain:
+            self._chain.append(layer(self._chain[-1]))
+        self._layers.append(layer)
+        self._graph = None
+
+    def pop(self):
+        """Remove the last layer and return it."""
+        if not self.layers:
+            raise TypeError("There are no layers in the model.")
+        layer = self._layers.pop()
+        if self._chain:
+            self._chain.pop()
+        self._graph = None
+        return layer
+
+    def build(self, input_shape=None):
+        """Give the model its input shape (with or without the batch axis None) and build every layer."""
+        if self._chain:
+            return
+        if input_shape is None:
+            raise ValueError(f'Sequential "{self.name}": build() needs an input shape')
+        shape = tuple(input_shape)
+        if shape and shape[0] is None:
+            shape = shape[1:]
+        layers = list(self._layers)
+        self._layers = []
+        self.add(InputLayer(shape=shape))
+        for layer in layers:
+            self.add(layer)
+
+    def _ensure_built(self, input_shape):
+        if not self._chain:
+            if not self._layers:
+                raise ValueError(f'Sequential model "{self.name}" has no layers')
+            self.build((None,) + tuple(input_shape[1:]))
+
+    def _graph_for(self, input_shape):
+        self._ensure_built(input_shape)
+        if self._graph is None:
+            self._set_graph(Graph([self._chain[0]], [self._chain[-1]], self.name))
+        return self._graph
+
+    @property
+    def inputs(self):
+        return self._chain[:1]
+
+    @property
+    def outputs(self):
+        return self._chain[-1:]
+
+    def _plot_nodes(self):
+        return self._graph_for(self.input_shape).all_nodes if self._chain else []
+
+    def _data_context(self, x):
+        return (f'Sequential model "{self.name}" was built for inputs of shape {self.input_shape}; it received '
+                f"x of shape {tuple(x.shape)}")
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "layers": [serialize_layer(layer) for layer in self._layers]}
+
+    @classmethod
+    def _from_config_with_objects(cls, config, custom_objects=None):
+        model = cls(name=config["name"], trainable=config.get("trainable", True))
+        for layer_config in config["layers"]:
+            model.add(deserialize_layer(layer_config, custom_objects))
+        return model
+
+
+MODEL_CLASSES = {"Model": Model, "Functional": Model, "Sequential": Sequential}
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """A model saved by ``model.save(filepath)``: architecture, weights and (with ``compile``) its
+    compile arguments and optimizer state.  The file is read as data only (JSON and .npz with
+    ``allow_pickle=False``): loading runs no code from it."""
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile)
+
+
+def model_from_json(json_string, custom_objects=None):
+    return deserialize_layer(json.loads(json_string), custom_objects)
+
+
+def clone_model(model):
+    """A new model with the same architecture (new layers, freshly initialized weights)."""
+    return deserialize_layer(serialize_layer(model))
