@@ -39,15 +39,24 @@ def bias_grad(const floating[:, :, ::1] dy, floating[:, ::1] partials, floating[
     cdef ptrdiff_t O = dy.shape[0], C = dy.shape[1], I = dy.shape[2], G = partials.shape[0]
     cdef ptrdiff_t s, o, c, i
     cdef floating acc
+    cdef floating *part
+    cdef const floating *row
     for s in prange(G, nogil=True, schedule="static", num_threads=n_threads):
+        part = &partials[s, 0]
         for c in range(C):
-            partials[s, c] = 0
+            part[c] = 0
         for o in range(s * O // G, (s + 1) * O // G):
-            for c in range(C):
-                acc = 0
-                for i in range(I):
-                    acc = acc + dy[o, c, i]
-                partials[s, c] = partials[s, c] + acc
+            row = &dy[o, 0, 0]
+            if I == 1:
+                # channels last: a whole row of channels at a time (vectorised)
+                for c in range(C):
+                    part[c] = part[c] + row[c]
+            else:
+                for c in range(C):
+                    acc = 0
+                    for i in range(I):
+                        acc = acc + row[c * I + i]
+                    part[c] = part[c] + acc
     for c in range(C):
         acc = 0
         for s in range(G):

@@ -32,8 +32,8 @@ cdef extern from "pool.h" nogil:
         void (*max_d)(const fc_window *, const double *, ptrdiff_t, double, double *, int32_t *) noexcept nogil
         void (*avg_f)(const fc_window *, const float *, ptrdiff_t, float *) noexcept nogil
         void (*avg_d)(const fc_window *, const double *, ptrdiff_t, double *) noexcept nogil
-        void (*grad_f)(const fc_window *, const float *, const int32_t *, ptrdiff_t, float *) noexcept nogil
-        void (*grad_d)(const fc_window *, const double *, const int32_t *, ptrdiff_t, double *) noexcept nogil
+        ptrdiff_t (*grad_f)(const fc_window *, const float *, const int32_t *, ptrdiff_t, float *) noexcept nogil
+        ptrdiff_t (*grad_d)(const fc_window *, const double *, const int32_t *, ptrdiff_t, double *) noexcept nogil
     fc_pool_rows fc_select_pool_rows()
 
 
@@ -94,23 +94,26 @@ def pool_backward(const floating[:, :, :, ::1] grad, const int32_t[:, :, :, ::1]
 
     With ``argmax`` (max pooling): dx = the sum of grad over the windows whose argmax is this
     element.  With ``argmax=None`` (average pooling): dx = the sum over the covering windows of
-    grad / (real elements of the window).
+    grad / (real elements of the window).  Returns how many argmax entries named an element of
+    their own window: all of them (grad.size) for a genuine argmax, fewer for a foreign one.
     """
     cdef fc_window g = make_window(dx.shape[1], dx.shape[2], dx.shape[3], grad.shape[1], grad.shape[2], geom)
     cdef fc_pool_rows rows = fc_select_pool_rows()
     cdef ptrdiff_t N = dx.shape[0]
     cdef ptrdiff_t row, n, ih
+    cdef ptrdiff_t matched = 0
     cdef const int32_t *arg
     if dx.size == 0:
-        return
+        return 0
     if grad.size == 0:
         dx[...] = 0
-        return
+        return 0
     for row in prange(N * g.H, nogil=True, schedule="static", num_threads=n_threads):
         n = row // g.H
         ih = row - n * g.H
         arg = &argmax[n, 0, 0, 0] if argmax is not None else NULL
         if floating is float:
-            rows.grad_f(&g, &grad[n, 0, 0, 0], arg, ih, &dx[n, ih, 0, 0])
+            matched += rows.grad_f(&g, &grad[n, 0, 0, 0], arg, ih, &dx[n, ih, 0, 0])
         else:
-            rows.grad_d(&g, &grad[n, 0, 0, 0], arg, ih, &dx[n, ih, 0, 0])
+            matched += rows.grad_d(&g, &grad[n, 0, 0, 0], arg, ih, &dx[n, ih, 0, 0])
+    return matched

@@ -163,15 +163,20 @@ def max_pool2d_grad_with_argmax(input_shape, grad, argmax, ksize, strides, paddi
     if include_batch_in_index:
         a = a.astype(np.int64) - (np.arange(n, dtype=np.int64) * (h * w * c)).reshape(n, 1, 1, 1)
     _check_argmax_size(fn, geo)
-    if a.size and (a.min() < 0 or a.max() >= h * w * c):
-        raise ValueError(f"{fn}: argmax holds indices outside the input (shape {shape}, "
-                         f"include_batch_in_index={include_batch_in_index})")
     compute, result_dtype = float_dtypes(fn, g)
     if out is not None:
         check_out(out, fn, geo.input_nhwc, result_dtype)
     gc = np.ascontiguousarray(g, dtype=compute)
+    a32 = a if a.dtype == np.int32 else a.clip(-1, 2**31 - 1).astype(np.int32)
     dx = direct_output(out, "NHWC", geo.input_nhwc, compute, (g, a))
-    _pooling.pool_backward(gc, np.ascontiguousarray(a, dtype=np.int32), dx, geo.geom, geo.n_threads)
+    # The kernel counts the argmax entries that name an element of their own window: a genuine
+    # argmax (from max_pool_with_argmax with these arguments) has all of them.
+    matched = _pooling.pool_backward(gc, np.ascontiguousarray(a32), dx, geo.geom, geo.n_threads)
+    if matched != gc.size:
+        raise ValueError(f"{fn}: {gc.size - matched} of the {gc.size} argmax entries do not name an element of "
+                         f"their window: argmax does not come from max_pool_with_argmax of an input of shape "
+                         f"{shape} with ksize {geo.ksize}, strides {geo.strides}, padding {padding!r} "
+                         f"(include_batch_in_index={include_batch_in_index})")
     return deliver(dx, "NHWC", result_dtype, out)
 
 

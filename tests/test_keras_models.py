@@ -589,3 +589,23 @@ def test_nan_loss_stops_training_with_a_clear_message():
     with pytest.raises(RuntimeError, match="NaN or Inf loss encountered at batch 0"):
         stopper.set_model(model)
         stopper.on_train_batch_end(0, {"loss": float("nan")})
+
+
+def test_fit_on_image_data_generator_flow():
+    """fit consumes ImageDataGenerator().flow (the Keras Sequence protocol) for on-the-fly augmentation."""
+    from fastconv.keras.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from fastconv.keras.models import Sequential
+    from fastconv.keras.preprocessing.image import ImageDataGenerator
+    from fastconv.keras.utils import set_random_seed
+
+    set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 12, 12, 3), dtype=np.float32)
+    y = (x[:, :, :6].mean(axis=(1, 2, 3)) > x[:, :, 6:].mean(axis=(1, 2, 3))).astype(np.float32)
+    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(12, 12, 3)), MaxPooling2D(),
+                        Flatten(), Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    flow = ImageDataGenerator(rotation_range=10, zoom_range=0.1).flow(x, y, batch_size=16, seed=0)
+    history = model.fit(flow, epochs=2, verbose=0)
+    assert len(flow) == 3
+    assert len(history.history["loss"]) == 2 and np.all(np.isfinite(history.history["loss"]))

@@ -69,8 +69,8 @@ typedef void (*fc_max_row_f)(const fc_window *, const float *, ptrdiff_t, float,
 typedef void (*fc_max_row_d)(const fc_window *, const double *, ptrdiff_t, double, double *, int32_t *);
 typedef void (*fc_avg_row_f)(const fc_window *, const float *, ptrdiff_t, float *);
 typedef void (*fc_avg_row_d)(const fc_window *, const double *, ptrdiff_t, double *);
-typedef void (*fc_grad_row_f)(const fc_window *, const float *, const int32_t *, ptrdiff_t, float *);
-typedef void (*fc_grad_row_d)(const fc_window *, const double *, const int32_t *, ptrdiff_t, double *);
+typedef ptrdiff_t (*fc_grad_row_f)(const fc_window *, const float *, const int32_t *, ptrdiff_t, float *);
+typedef ptrdiff_t (*fc_grad_row_d)(const fc_window *, const double *, const int32_t *, ptrdiff_t, double *);
 
 /* The row functions of the active instruction set (AVX-512 machines use the AVX2 ones: these
    loops are bound by memory, not by the vector width). */

@@ -76,11 +76,15 @@ FC_FN(avg_row)(const fc_window *g, const FC_T *restrict x, ptrdiff_t oh, FC_T *r
 }
 
 /* dx[iw, c] of input row ih = the sum of grad over the windows covering (ih, iw) whose argmax is
-   (ih, iw, c) (or, when arg is NULL, grad / window size over all covering windows: average). */
-static FC_TARGET void
+   (ih, iw, c) (or, when arg is NULL, grad / window size over all covering windows: average).
+   Returns how many argmax entries named an element of this row: summed over the rows, every
+   entry of a genuine argmax is counted exactly once (it names an element of its own window),
+   which is how the caller checks an argmax it was given. */
+static FC_TARGET ptrdiff_t
 FC_FN(grad_row)(const fc_window *g, const FC_T *restrict grad, const int32_t *restrict arg,
                 ptrdiff_t ih, FC_T *restrict dx)
 {
+    ptrdiff_t matched = 0;
     const ptrdiff_t C = g->C, W = g->W;
     const ptrdiff_t oh0 = fc_covering_lo(ih, g->pt, g->kh, g->sh), oh1 = fc_covering_hi(ih, g->pt, g->sh, g->OH);
     for (ptrdiff_t iw = 0; iw < W; iw++) {
@@ -94,8 +98,13 @@ FC_FN(grad_row)(const fc_window *g, const FC_T *restrict grad, const int32_t *re
                 const FC_T *restrict gi = grad + (oh * g->OW + ow) * C;
                 if (arg) {
                     const int32_t *restrict ai = arg + (oh * g->OW + ow) * C;
-                    for (ptrdiff_t c = 0; c < C; c++)
-                        d[c] += ai[c] == here + (int32_t)c ? gi[c] : (FC_T)0;
+                    int32_t hits = 0;
+                    for (ptrdiff_t c = 0; c < C; c++) {
+                        const int hit = ai[c] == here + (int32_t)c;
+                        d[c] += hit ? gi[c] : (FC_T)0;
+                        hits += hit;
+                    }
+                    matched += hits;
                 } else {
                     const ptrdiff_t rows = fc_clip_hi(oh * g->sh - g->pt, g->kh, g->H) - fc_clip_lo(oh * g->sh - g->pt);
                     const ptrdiff_t cols = fc_clip_hi(ow * g->sw - g->pl, g->kw, W) - fc_clip_lo(ow * g->sw - g->pl);
@@ -105,6 +114,7 @@ FC_FN(grad_row)(const fc_window *g, const FC_T *restrict grad, const int32_t *re
                 }
             }
     }
+    return matched;
 }
 
 #undef FC_CAT_
