@@ -13,8 +13,9 @@ except ImportError as exc:  # running from a source folder whose kernels were ne
         f"from a source checkout that shadows the installed package. ({exc})"
     ) from exc
 from fastconv._threads import get_num_threads, set_num_threads
-from fastconv.bias import bias_add, bias_add_grad
+from fastconv.elementwise import bias_add, bias_add_grad, relu_grad
 from fastconv.conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input, conv2d_transpose
+from fastconv import nn
 from fastconv.pooling import (
     avg_pool2d,
     avg_pool2d_grad,
@@ -40,6 +41,8 @@ __all__ = [
     "max_pool2d_grad",
     "max_pool2d_grad_with_argmax",
     "max_pool_with_argmax",
+    "nn",
+    "relu_grad",
     "openmp_enabled",
     "set_num_threads",
     "simd_isa",

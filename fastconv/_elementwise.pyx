@@ -67,3 +67,23 @@ def bias_grad(const floating[:, :, ::1] dy, floating[:, ::1] partials, floating[
 def slices(ptrdiff_t outer):
     """Number of partial sums for ``outer`` rows."""
     return outer if outer < MAX_SLICES else MAX_SLICES
+
+
+cdef enum:
+    # Elements per task of the element-wise loops: fixed, so the split does not depend on threads.
+    CHUNK = 65536
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def relu_grad(const floating[::1] gradients, const floating[::1] features, floating[::1] out, int n_threads):
+    """out = gradients * (features > 0), element by element (TensorFlow's ReluGrad: a NaN
+    gradient stays NaN even where the feature is not positive, as NaN * 0 is NaN)."""
+    cdef ptrdiff_t size = out.shape[0]
+    cdef ptrdiff_t nchunks = (size + CHUNK - 1) // CHUNK
+    cdef ptrdiff_t chunk, i, end
+    cdef floating one = 1, zero = 0
+    for chunk in prange(nchunks, nogil=True, schedule="static", num_threads=n_threads):
+        end = (chunk + 1) * CHUNK if (chunk + 1) * CHUNK < size else size
+        for i in range(chunk * CHUNK, end):
+            out[i] = gradients[i] * (one if features[i] > 0 else zero)

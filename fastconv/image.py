@@ -6,6 +6,8 @@ compiled kernel of ``fastconv/_warp.pyx`` (OpenMP over the rows of all images). 
 ImageDataGenerator does image by image, channel by channel: the same inverse map, the same
 ``order`` 0/1 interpolation and the same fill modes.
 """
+import operator
+
 import numpy as np
 
 from fastconv import _warp
@@ -37,7 +39,7 @@ def _as_matrices(matrices, n_images, fn):
     return np.ascontiguousarray(np.broadcast_to(m[:, :2], (n_images, 2, 3)))
 
 
-def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0):
+def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0, output_shape=None):
     """Warp images by affine maps, as ``scipy.ndimage.affine_transform`` on each channel.
 
     Parameters
@@ -59,10 +61,13 @@ def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0):
         with period (size - 1) so that its first and last rows (columns) coincide.
     cval : float
         The fill value of 'constant'.
+    output_shape : (height, width), optional
+        The size of the output images (default: the input's), e.g. to resize.
 
     Returns
     -------
-    numpy.ndarray of the shape of ``images``; float32 stays float32, float64 stays float64,
+    numpy.ndarray of the shape of ``images`` (with ``output_shape`` as its height and width);
+    float32 stays float32, float64 stays float64,
     integers and bools give float64, float16 computes in float32 and returns float16.
     """
     fn = "affine_transform"
@@ -79,7 +84,15 @@ def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0):
     except (TypeError, ValueError):
         raise TypeError(f"{fn}: cval must be a number. Received: cval={cval!r}") from None
     batch = x if x.ndim == 4 else x.reshape((1,) + x.shape + ((1,) if x.ndim == 2 else ()))
-    n, h, w, _ = batch.shape
+    n, h, w, c = batch.shape
+    if output_shape is not None:
+        try:
+            h, w = (int(operator.index(v)) for v in output_shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"{fn}: output_shape must be two ints (height, width). "
+                            f"Received: output_shape={output_shape!r}") from None
+        if h < 0 or w < 0:
+            raise ValueError(f"{fn}: output_shape must not be negative. Received: output_shape={output_shape!r}")
     m = _as_matrices(matrices, n, fn)
     # The kernel reduces every position into range before it floors it; that needs finite
     # positions, and an affine map takes its extremes at the corners of the output.
@@ -90,6 +103,7 @@ def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0):
         raise ValueError(f"{fn}: the matrices send pixels beyond the range of float64 (|entries| too large)")
     compute, result_dtype = float_dtypes(fn, x)
     src = np.ascontiguousarray(batch, dtype=compute)
-    out = np.empty(src.shape, dtype=compute)
+    out = np.empty((n, h, w, c), dtype=compute)
     _warp.affine_warp(src, out, m, int(order), mode, cval, get_num_threads())
-    return out.reshape(x.shape).astype(result_dtype, copy=False)
+    shape = {4: (n, h, w, c), 3: (h, w, c), 2: (h, w)}[x.ndim]
+    return out.reshape(shape).astype(result_dtype, copy=False)

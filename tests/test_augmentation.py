@@ -332,3 +332,18 @@ def test_image_file_helpers_match_keras(tmp_path, tf):
     x = np.random.default_rng(2).standard_normal((6, 7, 3))
     expected = keras_utils.img_to_array(keras_utils.array_to_img(x))
     np.testing.assert_array_equal(img_to_array(array_to_img(x)), expected)
+
+
+def test_affine_transform_output_shape_resizes_as_scipy():
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    from fastconv.image import affine_transform
+
+    img = np.random.default_rng(0).random((8, 6)).astype(np.float64)
+    m = np.array([[8 / 32, 0, 0.5 * 8 / 32 - 0.5], [0, 6 / 24, 0.5 * 6 / 24 - 0.5]])
+    out = affine_transform(img, m, order=1, fill_mode="nearest", output_shape=(32, 24))
+    expected = scipy_ndimage.affine_transform(img, m[:, :2], offset=m[:, 2], output_shape=(32, 24), order=1,
+                                              mode="nearest")
+    assert out.shape == (32, 24)
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+    with pytest.raises(TypeError, match="output_shape must be two ints"):
+        affine_transform(img, m, output_shape=(3.5, 2))

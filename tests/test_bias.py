@@ -64,3 +64,28 @@ def test_bias_keeps_nan_through_relu_and_promotes_dtypes():
 def test_bias_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_relu_grad_matches_tensorflow_semantics():
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((3, 50, 41, 7)).astype(np.float32)
+    f = rng.standard_normal((3, 50, 41, 7)).astype(np.float32)
+    g[0, 0, 0, 0] = np.nan
+    f[0, 0, 0, 0] = -1.0
+    f[0, 0, 0, 1] = np.nan
+    expected = g * (f > 0)
+    np.testing.assert_array_equal(fc.relu_grad(g, f), expected)
+    assert np.isnan(fc.relu_grad(g, f)[0, 0, 0, 0])       # NaN * 0 stays NaN, as TensorFlow's ReluGrad
+    assert fc.relu_grad(g, f)[0, 0, 0, 1] == 0            # a NaN feature is not positive
+    assert fc.relu_grad(g.astype(np.float64), f).dtype == np.float64
+    with pytest.raises(ValueError, match=r"gradients has shape \(2,\) but features has shape \(3,\)"):
+        fc.relu_grad(np.ones(2), np.ones(3))
+
+
+def test_relu_grad_matches_tensorflow(tf):
+    from tensorflow.python.ops import gen_nn_ops
+
+    rng = np.random.default_rng(4)
+    g = rng.standard_normal((5, 9, 9, 3)).astype(np.float32)
+    f = rng.standard_normal((5, 9, 9, 3)).astype(np.float32)
+    np.testing.assert_array_equal(fc.relu_grad(g, f), gen_nn_ops.relu_grad(g, f).numpy())

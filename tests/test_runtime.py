@@ -61,3 +61,12 @@ def test_every_instruction_set_gives_the_same_results(tmp_path):
     assert "base" in results
     for isa, sums in results.items():
         np.testing.assert_allclose(sums, results["base"], rtol=1e-4, err_msg=isa)
+
+
+def test_nn_namespace_has_tensorflow_names():
+    x = np.random.default_rng(0).standard_normal((1, 6, 6, 2))
+    w = np.random.default_rng(1).standard_normal((3, 3, 2, 3))
+    np.testing.assert_array_equal(fc.nn.conv2d(x, w, 1, "SAME"), fc.conv2d(x, w, 1, "SAME"))
+    np.testing.assert_array_equal(fc.nn.max_pool2d(x, 2, 2, "VALID"), fc.max_pool2d(x, 2, 2, "VALID"))
+    relu = fc.nn.relu(np.array([-1.0, np.nan, 2.0], np.float32))
+    assert relu.dtype == np.float32 and relu[0] == 0 and np.isnan(relu[1]) and relu[2] == 2

@@ -1,4 +1,5 @@
-"""Adding a bias along the channel axis, as ``tf.nn.bias_add``, and its gradient (``BiasAddGrad``)."""
+"""Element-wise operations of a CNN layer: adding a bias along the channel axis (``tf.nn.bias_add``)
+and its gradient (``BiasAddGrad``), and the gradient of a ReLU (``ReluGrad``)."""
 import numpy as np
 
 from fastconv import _elementwise
@@ -65,3 +66,22 @@ def bias_add_grad(out_backprop, data_format=None, name=None):
     partials = np.empty((max(_elementwise.slices(d3.shape[0]), 1), d3.shape[1]), dtype=compute)
     _elementwise.bias_grad(d3, partials, db, threads_for(dy.size, ELEMENTS_PER_THREAD))
     return db.astype(result_dtype, copy=False)
+
+
+def relu_grad(gradients, features, name=None):
+    """Gradient of a ReLU, as TensorFlow's raw op ``ReluGrad``: ``gradients * (features > 0)``.
+
+    ``features`` is the ReLU's input or its output (both are positive at the same places).
+    A NaN in ``gradients`` stays NaN everywhere (NaN * 0 is NaN), as in TensorFlow.
+    """
+    fn = "relu_grad"
+    g = as_numeric_array(gradients, fn, "gradients")
+    f = as_numeric_array(features, fn, "features")
+    if g.shape != f.shape:
+        raise ValueError(f"{fn}: gradients has shape {g.shape} but features has shape {f.shape}")
+    compute, result_dtype = float_dtypes(fn, g, f)
+    gc = np.ascontiguousarray(g, dtype=compute).reshape(-1)
+    fc_ = np.ascontiguousarray(f, dtype=compute).reshape(-1)
+    out = np.empty(g.shape, dtype=compute)
+    _elementwise.relu_grad(gc, fc_, out.reshape(-1), threads_for(out.size, ELEMENTS_PER_THREAD))
+    return out.astype(result_dtype, copy=False)
