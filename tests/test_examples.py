@@ -102,7 +102,7 @@ def test_malaria_cnn_on_synthetic_cells(tmp_path, monkeypatch):
     from fastconv.examples import malaria as job
 
     out = tmp_path / "malaria"
-    result = job.main(["--limit", "600", "--image-size", "40", "--epochs", "8", "--out", str(out),
+    result = job.main(["--limit", "600", "--image-size", "40", "--epochs", "20", "--out", str(out),
                        "--save", str(out / "model.keras"), "--verbose", "0", "--seed", "1"])
     assert result["source"].startswith("SYNTHETIC")
     assert result["n_train"] + result["n_test"] == 600

@@ -25,6 +25,7 @@ import numpy as np
 
 from fastconv.datasets import malaria
 from fastconv.keras import Model, Sequential
+from fastconv.keras.backend import clear_session
 from fastconv.keras.callbacks import EarlyStopping
 from fastconv.keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from fastconv.keras.models import load_model
@@ -94,6 +95,7 @@ def main(argv=None):
     print(f"split by slide: {len(x_train)} training cells, {len(x_test)} test cells from {n_slides} "
           f"slides the model never sees", flush=True)
 
+    clear_session()          # a fresh session, as when the lecture's notebook starts: layer names from conv2d
     model = build_model(x.shape[1:3])
     model.summary()
     figures = not args.no_figures
@@ -129,6 +131,7 @@ def main(argv=None):
         plot.feature_maps(feature_maps, os.path.join(args.out, "feature_maps.png"))
         print(f"figures in {args.out}")
     if args.save:
+        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
         model.save(args.save)
         restored = load_model(args.save)
         same = np.allclose(restored.predict(x_test[:50], verbose=0), probabilities[:50], rtol=1e-6, atol=1e-6)
