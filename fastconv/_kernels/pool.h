@@ -37,33 +37,9 @@ static inline ptrdiff_t fc_covering_hi(ptrdiff_t i, ptrdiff_t pad, ptrdiff_t s, 
     return hi < n_out ? hi : n_out;
 }
 
-#define FC_TARGET
-#define FC_T float
-#define FC_ID f_base
-#include "pool_impl.h"
-#undef FC_T
-#undef FC_ID
-#define FC_T double
-#define FC_ID d_base
-#include "pool_impl.h"
-#undef FC_T
-#undef FC_ID
-#undef FC_TARGET
-
-#ifdef FC_HAVE_X86_VARIANTS
-#define FC_TARGET __attribute__((target("avx2,fma")))
-#define FC_T float
-#define FC_ID f_avx2
-#include "pool_impl.h"
-#undef FC_T
-#undef FC_ID
-#define FC_T double
-#define FC_ID d_avx2
-#include "pool_impl.h"
-#undef FC_T
-#undef FC_ID
-#undef FC_TARGET
-#endif
+#define FC_IMPL "pool_impl.h"
+#include "instantiate.h"
+#undef FC_IMPL
 
 typedef void (*fc_max_row_f)(const fc_window *, const float *, ptrdiff_t, float, float *, int32_t *);
 typedef void (*fc_max_row_d)(const fc_window *, const double *, ptrdiff_t, double, double *, int32_t *);

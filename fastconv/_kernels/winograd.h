@@ -9,33 +9,9 @@
 
 #include "isa.h"
 
-#define FC_TARGET
-#define FC_T float
-#define FC_ID f_base
-#include "winograd_impl.h"
-#undef FC_T
-#undef FC_ID
-#define FC_T double
-#define FC_ID d_base
-#include "winograd_impl.h"
-#undef FC_T
-#undef FC_ID
-#undef FC_TARGET
-
-#ifdef FC_HAVE_X86_VARIANTS
-#define FC_TARGET __attribute__((target("avx2,fma")))
-#define FC_T float
-#define FC_ID f_avx2
-#include "winograd_impl.h"
-#undef FC_T
-#undef FC_ID
-#define FC_T double
-#define FC_ID d_avx2
-#include "winograd_impl.h"
-#undef FC_T
-#undef FC_ID
-#undef FC_TARGET
-#endif
+#define FC_IMPL "winograd_impl.h"
+#include "instantiate.h"
+#undef FC_IMPL
 
 typedef struct {
     int (*input_f)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, float *, ptrdiff_t);

@@ -98,17 +98,28 @@ class Loss:
         return cls(**config)
 
 
-class BinaryCrossentropy(Loss):
-    """-(y log p + (1 - y) log(1 - p)), averaged over the last axis."""
+class _DenseTargetCrossentropy(Loss):
+    """The arguments shared by the cross-entropies whose targets have the output's shape."""
 
     uses_logits = True
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="binary_crossentropy"):
+    def __init__(self, from_logits, label_smoothing, axis, reduction, name):
         super().__init__(name, reduction)
         if axis != -1:
             raise ValueError(f"{type(self).__name__}: only axis=-1 is implemented. Received: axis={axis}")
         self.from_logits, self.label_smoothing, self.axis = bool(from_logits), float(label_smoothing), axis
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
+                "axis": self.axis}
+
+
+class BinaryCrossentropy(_DenseTargetCrossentropy):
+    """-(y log p + (1 - y) log(1 - p)), averaged over the last axis."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="binary_crossentropy"):
+        super().__init__(from_logits, label_smoothing, axis, reduction, name)
 
     def _per_sample(self, y_true, y_pred, logits, need_grad):
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -130,22 +141,13 @@ class BinaryCrossentropy(Loss):
         grad = ((1 - y) / (1 - p) - y / p) * inside / k if need_grad else None
         return loss.mean(axis=-1), grad, False
 
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-                "axis": self.axis}
 
-
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_DenseTargetCrossentropy):
     """-sum(y log p) over the last axis, for one-hot targets y."""
-
-    uses_logits = True
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
                  name="categorical_crossentropy"):
-        super().__init__(name, reduction)
-        if axis != -1:
-            raise ValueError(f"{type(self).__name__}: only axis=-1 is implemented. Received: axis={axis}")
-        self.from_logits, self.label_smoothing, self.axis = bool(from_logits), float(label_smoothing), axis
+        super().__init__(from_logits, label_smoothing, axis, reduction, name)
 
     def _per_sample(self, y_true, y_pred, logits, need_grad):
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -172,10 +174,6 @@ class CategoricalCrossentropy(Loss):
         d_q = -y / q * inside
         grad = (d_q - np.sum(d_q * (y_pred / total), axis=-1, keepdims=True)) / total
         return loss, grad, False
-
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-                "axis": self.axis}
 
 
 class SparseCategoricalCrossentropy(Loss):
