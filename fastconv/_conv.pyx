@@ -590,6 +590,43 @@ cdef enum:
     WINOGRAD_BLOCK_BYTES = 262144
 
 
+cdef inline void winograd_row(double g0, double g1, double g2, double *u) noexcept nogil:
+    """u = G (g0, g1, g2): the rows of G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]."""
+    u[0] = g0
+    u[1] = 0.5 * (g0 + g1 + g2)
+    u[2] = 0.5 * (g0 - g1 + g2)
+    u[3] = g2
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def pack_winograd_filters(const floating[:, :, :, :] w, floating[::1] out, int nr):
+    """The Winograd filter transform, packed for winograd_forward.
+
+    For each filter g = w[:, :, c, k] (3x3, any strides), U = G g G^T (4x4, computed in double
+    and rounded once) goes to the micro-kernel's panels ``out[jb, xi, c, 0:nr]`` with
+    xi = 4 i + j and k = jb nr + column; ``out`` has ``ceil(K / nr) * 16 * C * nr`` elements and
+    the columns past K are zero.
+    """
+    cdef ptrdiff_t C = w.shape[2], K = w.shape[3]
+    cdef ptrdiff_t c, k, jb, col, a, i, j
+    cdef double gt[3][4]    # gt[a] = G g[a, :]: the rows of g G^T
+    cdef double col_in[3]
+    cdef double u[4]
+    with nogil:
+        memset(&out[0], 0, out.shape[0] * sizeof(floating))
+        for c in range(C):
+            for k in range(K):
+                jb = k // nr
+                col = k - jb * nr
+                for a in range(3):
+                    winograd_row(w[a, 0, c, k], w[a, 1, c, k], w[a, 2, c, k], gt[a])
+                for j in range(4):
+                    winograd_row(gt[0][j], gt[1][j], gt[2][j], u)       # column j of G (g G^T)
+                    for i in range(4):
+                        out[((jb * 16 + 4 * i + j) * C + c) * nr + col] = <floating> u[i]
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def winograd_forward(const floating[:, :, :, ::1] src, const floating[::1] packed_u,

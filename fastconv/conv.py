@@ -26,10 +26,6 @@ from fastconv._validation import (
 
 ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 
-# Winograd F(2x2, 3x3): the filter transform G (4x3); see fastconv/_kernels/winograd_impl.h.
-_WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-
-
 def _check_algorithm(algorithm, fn, geo=None):
     if algorithm not in ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS}. Received: algorithm={algorithm!r}")
@@ -44,20 +40,27 @@ def winograd_applies(kernel_hw, strides, dilations):
     return tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilations) == (1, 1)
 
 
-def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations):
+def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations, output_nhw):
     """The algorithm ``"auto"`` runs for a forward convolution, or for an input gradient (which
-    convolves the output gradient: its ``in_channels`` are the forward's output channels).
+    convolves the output gradient: its ``in_channels`` are the forward's output channels, its
+    output ``(N, H, W)`` the forward's input).
 
     From single-thread timings of every pass on the benchmark suite (benchmarks/report.py):
 
     - 3x3 filters at stride 1 with many channels on both sides: Winograd F(2x2, 3x3), which
-      does 16 multiplications per 2x2 outputs where the others do 36;
+      does 16 multiplications per 2x2 outputs where the others do 36, when there are enough
+      2x2 output tiles: at least 256, and at least one per 512 filter pairs (in x out), since
+      every block of tiles streams all 16 transformed filter matrices (with 512 channels and
+      512 tiles it only breaks even);
     - strided convolutions of many channels, and few output channels (< 8, a fraction of a
       vector) from many input channels: im2col, which streams packed patches through the
       micro-kernel in one long reduction instead of one short one per tap;
     - everything else: direct, which reads the input in place and needs no workspace.
     """
-    if winograd_applies(kernel_hw, strides, dilations) and in_channels >= 16 and out_channels >= 16:
+    n, oh, ow = output_nhw
+    tiles = n * -(-oh // 2) * -(-ow // 2)
+    if (winograd_applies(kernel_hw, strides, dilations) and in_channels >= 16 and out_channels >= 16
+            and tiles >= 256 and tiles * 512 >= in_channels * out_channels):
         return "winograd"
     if (max(strides) > 1 and in_channels >= 32) or (out_channels < 8 and in_channels >= 16):
         return "im2col"
@@ -195,12 +198,13 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
 def _winograd(x, w, y, pt, pl, bias, relu, n_threads):
     """x (N, H, W, cin) * w (3, 3, cin, cout) -> y by Winograd F(2x2, 3x3); False if x is not finite.
 
-    The filter transform U = G w G^T (4 x 4 per channel pair) is computed in float64, then
-    packed as the micro-kernel's panels [jb, xi, cin, 0:nr] for the 16 positions xi.
+    The filter transform U = G w G^T (4 x 4 per channel pair) is computed in double by the kernel
+    module and packed as the micro-kernel's panels [jb, xi, cin, 0:nr] for the 16 positions xi.
     """
     cin, cout = w.shape[2], w.shape[3]
-    u = np.einsum("ia,abco,jb->ijco", _WINOGRAD_G, w.astype(np.float64), _WINOGRAD_G)
-    packed = _pack(np.ascontiguousarray(u.reshape(16, cin, cout), dtype=x.dtype), cout, x.dtype.itemsize)
+    _, nr = _conv.kernel_shape(x.dtype.itemsize, cout)
+    packed = np.empty(-(-cout // nr) * 16 * cin * nr, dtype=x.dtype)
+    _conv.pack_winograd_filters(w.astype(x.dtype, copy=False), packed, nr)
     b = np.zeros(cout, dtype=x.dtype) if bias is None else bias
     return _conv.winograd_forward(x, packed, y, pt, pl, b, relu, n_threads)
 
@@ -217,7 +221,7 @@ def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
         y[...] = 0 if bias is None else np.maximum(bias, 0) if relu else bias
         return
     if algorithm == "auto":
-        algorithm = choose_algorithm(cin, cout, (kh, kw), geo.strides, geo.dilations)
+        algorithm = choose_algorithm(cin, cout, (kh, kw), geo.strides, geo.dilations, y.shape[:3])
     if not np.isfinite(w).all():
         # TensorFlow multiplies the padding (zeros) by the filters, so an infinite weight over
         # the padding gives NaN; only the im2col kernel multiplies the padding.
@@ -313,12 +317,12 @@ def _backprop_input(dy, w, dx, geo, algorithm):
         dx[...] = 0
         return
     if algorithm == "auto":
-        algorithm = choose_algorithm(cout, cin, (kh, kw), geo.strides, geo.dilations)
+        algorithm = choose_algorithm(cout, cin, (kh, kw), geo.strides, geo.dilations, dx.shape[:3])
     n_threads = _conv_threads(geo)
     if algorithm == "winograd" and max(geo.pads) <= 2:
         # At stride 1 the input gradient is the convolution of dY, padded by 2 - pad on each
         # side, with the filters flipped in space and transposed in channels.
-        flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+        flipped = w[::-1, ::-1].transpose(0, 1, 3, 2)
         if _winograd(dy, flipped, dx, 2 - pt, 2 - pl, None, False, n_threads):
             return
     if algorithm == "winograd":

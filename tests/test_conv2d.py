@@ -200,9 +200,11 @@ def test_winograd_needs_3x3_stride_1_no_dilation():
 def test_auto_picks_winograd_for_wide_3x3_layers():
     from fastconv.conv import choose_algorithm
 
-    assert choose_algorithm(64, 64, (3, 3), (1, 1), (1, 1)) == "winograd"
-    assert choose_algorithm(3, 32, (3, 3), (1, 1), (1, 1)) == "direct"
-    assert choose_algorithm(64, 128, (3, 3), (2, 2), (1, 1)) == "im2col"
+    assert choose_algorithm(64, 64, (3, 3), (1, 1), (1, 1), (32, 56, 56)) == "winograd"
+    assert choose_algorithm(64, 64, (3, 3), (1, 1), (1, 1), (4, 14, 14)) == "direct"       # 196 tiles: too few
+    assert choose_algorithm(512, 512, (3, 3), (1, 1), (1, 1), (16, 7, 7)) == "direct"      # 256 tiles, 512^2 pairs
+    assert choose_algorithm(3, 32, (3, 3), (1, 1), (1, 1), (32, 56, 56)) == "direct"
+    assert choose_algorithm(64, 128, (3, 3), (2, 2), (1, 1), (32, 28, 28)) == "im2col"
 
 
 # -- NumPy friendliness ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The lecture's malaria CNN, end to end: load, resize, split by slide, train, evaluate, save.
 
-    python -m fastconv.examples.malaria --data-dir ../shared/malaria --epochs 15 --save model.keras
+    python -m fastconv.examples.malaria --data-dir ../shared/malaria --epochs 30 --save model.keras
     python -m fastconv.examples.malaria                    # SYNTHETIC cells: no data needed
 
 Without --data-dir (or $FASTCONV_MALARIA_DIR) it trains on synthetic stained cells
@@ -65,7 +65,7 @@ def parse_args(argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="folder with Parasitized/ and Uninfected/ PNGs (default: "
                                            f"${malaria.MALARIA_DIR_ENV}, else synthetic cells)")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=30, help="at most this many (early stopping ends sooner)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--image-size", type=int, default=100, help="cells are resized to N x N (default 100)")
     parser.add_argument("--limit", type=int, default=None, help="use a balanced subset of this many cells")
