@@ -207,6 +207,15 @@ def test_auto_picks_winograd_for_wide_3x3_layers():
     assert choose_algorithm(64, 128, (3, 3), (2, 2), (1, 1), (32, 28, 28)) == "im2col"
 
 
+def test_auto_filter_gradient_algorithm():
+    from fastconv.conv import choose_filter_grad_algorithm
+
+    assert choose_filter_grad_algorithm(64, (1, 1)) == "direct"
+    assert choose_filter_grad_algorithm(1, (1, 1)) == "direct"
+    assert choose_filter_grad_algorithm(32, (1, 1)) == "im2col"
+    assert choose_filter_grad_algorithm(64, (2, 2)) == "im2col"
+
+
 # -- NumPy friendliness ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("x_dtype, w_dtype, expected", [
