@@ -52,17 +52,18 @@ def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations, o
       2x2 output tiles: at least 256, and at least one per 512 filter pairs (in x out), since
       every block of tiles streams all 16 transformed filter matrices (with 512 channels and
       512 tiles it only breaks even);
-    - strided convolutions of many channels, and few output channels (< 8, a fraction of a
-      vector) from many input channels: im2col, which streams packed patches through the
-      micro-kernel in one long reduction instead of one short one per tap;
-    - everything else: direct, which reads the input in place and needs no workspace.
+    - strided convolutions of many channels: im2col, which streams packed patches through the
+      micro-kernel in one long reduction instead of one short, gapped one per tap;
+    - everything else: direct, which reads the input in place and needs no workspace (also for
+      few output channels from many input channels: 1.1-1.5x faster than im2col, measured on
+      3x3 and 5x5 layers of 16-128 -> 1-6 channels with the narrow micro-kernel).
     """
     n, oh, ow = output_nhw
     tiles = n * -(-oh // 2) * -(-ow // 2)
     if (winograd_applies(kernel_hw, strides, dilations) and in_channels >= 16 and out_channels >= 16
             and tiles >= 256 and tiles * 512 >= in_channels * out_channels):
         return "winograd"
-    if (max(strides) > 1 and in_channels >= 32) or (out_channels < 8 and in_channels >= 16):
+    if max(strides) > 1 and in_channels >= 32:
         return "im2col"
     return "direct"
 

@@ -204,6 +204,7 @@ def test_auto_picks_winograd_for_wide_3x3_layers():
     assert choose_algorithm(64, 64, (3, 3), (1, 1), (1, 1), (4, 14, 14)) == "direct"       # 196 tiles: too few
     assert choose_algorithm(512, 512, (3, 3), (1, 1), (1, 1), (16, 7, 7)) == "direct"      # 256 tiles, 512^2 pairs
     assert choose_algorithm(3, 32, (3, 3), (1, 1), (1, 1), (32, 56, 56)) == "direct"
+    assert choose_algorithm(64, 3, (3, 3), (1, 1), (1, 1), (16, 56, 56)) == "direct"
     assert choose_algorithm(64, 128, (3, 3), (2, 2), (1, 1), (32, 28, 28)) == "im2col"
 
 
