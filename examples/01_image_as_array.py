@@ -7,20 +7,9 @@ Without --image it uses a photograph that ships with scikit-image (no download).
 import argparse
 import os
 
-import numpy as np
-
 from fastconv import plot
 
-
-def load_photo(path=None):
-    """An RGB photograph as a (H, W, 3) uint8 array: the file given, or scikit-image's rocket."""
-    if path:
-        from fastconv.preprocessing.image import img_to_array, load_img
-
-        return img_to_array(load_img(path), dtype="uint8")
-    from skimage import data
-
-    return data.rocket()
+from lecture import load_photo
 
 
 def main(argv=None):

@@ -11,22 +11,11 @@ import os
 
 import numpy as np
 
-import fastconv as fc
 from fastconv import plot
 
-SMILEY = np.array([[0, 1, 0, 1, 0],
-                   [0, 1, 0, 1, 0],
-                   [0, 0, 0, 0, 0],
-                   [1, 0, 0, 0, 1],
-                   [0, 1, 1, 1, 0]])
-VERTICAL = np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]])
+from lecture import SMILEY, VERTICAL, convolve
+
 BOTTOM_ROW = np.array([[0, 0, 0], [0, 0, 0], [1, 1, 1]])
-
-
-def convolve(image, kernel, strides=1, padding="SAME"):
-    """A 2-D image and a 2-D kernel through conv2d's 4-D layout: [batch, H, W, channels] and
-    [kh, kw, in, out]."""
-    return fc.conv2d(image[None, :, :, None], kernel[:, :, None, None], strides=strides, padding=padding)[0, :, :, 0]
 
 
 def by_hand(image, kernel, i, j):

@@ -8,7 +8,6 @@ line: each output pixel is the sum of its column of three. A vertical-edge filte
 against the same call on the slow NumPy reference.
 """
 import argparse
-import importlib.util
 import os
 import time
 
@@ -17,18 +16,10 @@ import numpy as np
 import fastconv as fc
 from fastconv import plot, reference
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("image_as_array", os.path.join(_HERE, "01_image_as_array.py"))
-_image_as_array = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_image_as_array)
+from lecture import grey, load_photo
 
 VERTICAL_LINE = np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]], dtype=np.float32)
 VERTICAL_EDGE = np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]], dtype=np.float32)
-
-
-def grey(img):
-    """ITU-R 601 luma of an RGB uint8 image, as float32 in [0, 1]."""
-    return (img[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
 
 
 def main(argv=None):
@@ -38,7 +29,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
-    photo = grey(_image_as_array.load_photo(args.image))
+    photo = grey(load_photo(args.image))
     x = photo[None, :, :, None]
     filters = np.stack([VERTICAL_LINE, VERTICAL_EDGE], axis=-1)[:, :, None, :]   # (3, 3, 1, 2)
     t0 = time.perf_counter()

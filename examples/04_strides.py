@@ -3,17 +3,11 @@
     python examples/04_strides.py [--out out/04_strides]
 """
 import argparse
-import importlib.util
 import os
-
-import numpy as np
 
 from fastconv import plot
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("by_hand", os.path.join(_HERE, "02_convolution_by_hand.py"))
-_by_hand = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_by_hand)
+from lecture import SMILEY, VERTICAL, convolve
 
 
 def main(argv=None):
@@ -24,7 +18,7 @@ def main(argv=None):
 
     results = {}
     for strides, padding in ((1, "SAME"), (2, "SAME"), (1, "VALID"), (2, "VALID")):
-        z = _by_hand.convolve(_by_hand.SMILEY, _by_hand.VERTICAL, strides=strides, padding=padding).astype(int)
+        z = convolve(SMILEY, VERTICAL, strides=strides, padding=padding).astype(int)
         results[(strides, padding)] = z
         print(f"\nstrides={strides}, padding={padding}: output {z.shape}\n{z}")
     plot.image_grid(list(results.values()), os.path.join(args.out, "strides.png"),

@@ -4,7 +4,6 @@ a second layer convolves all of them at once.
     python examples/05_feature_maps.py [--image PHOTO] [--out out/05_feature_maps]
 """
 import argparse
-import importlib.util
 import os
 
 import numpy as np
@@ -12,19 +11,7 @@ import numpy as np
 import fastconv as fc
 from fastconv import plot
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("photo", os.path.join(_HERE, "03_photo_vertical_filter.py"))
-_photo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_photo)
-
-# Four 3x3 edge and line detectors, stacked along the last axis: HWIO filters (3, 3, 1, 4).
-FILTERS = np.stack([
-    [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]],     # vertical edge
-    [[-1, -1, -1], [0, 0, 0], [1, 1, 1]],     # horizontal edge
-    [[0, 1, 1], [-1, 0, 1], [-1, -1, 0]],     # diagonal edge
-    [[0, -1, 0], [-1, 4, -1], [0, -1, 0]],    # Laplacian: spots and outlines
-], axis=-1).astype(np.float32)[:, :, None, :]
-
+from lecture import EDGE_FILTERS as FILTERS, edge_maps, grey, load_photo
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,8 +20,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
-    photo = _photo.grey(_photo._image_as_array.load_photo(args.image))[None, :, :, None]
-    maps = fc.conv2d(photo, FILTERS, 1, "SAME", activation="relu")      # (1, H, W, 4)
+    photo = grey(load_photo(args.image))[None, :, :, None]
+    maps = edge_maps(photo)             # FILTERS (3, 3, 1, 4), SAME, ReLU: (1, H, W, 4)
     print("input", photo.shape, "-> first layer", maps.shape)
     # A second layer sees all four maps: each of its filters is (3, 3, 4) and sums over them.
     second = np.random.default_rng(0).standard_normal((3, 3, 4, 8)).astype(np.float32) / 6

@@ -4,7 +4,6 @@ keeping its largest (max) or mean (average) value.
     python examples/06_pooling.py [--image PHOTO] [--out out/06_pooling]
 """
 import argparse
-import importlib.util
 import os
 
 import numpy as np
@@ -12,10 +11,7 @@ import numpy as np
 import fastconv as fc
 from fastconv import plot
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("feature_maps", os.path.join(_HERE, "05_feature_maps.py"))
-_feature_maps = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_feature_maps)
+from lecture import edge_maps, grey, load_photo
 
 TABLE = np.array([[1, 1, 2, 4],
                   [5, 6, 7, 8],
@@ -35,7 +31,7 @@ def main(argv=None):
     avg_table = fc.avg_pool2d(x, ksize=2, strides=2, padding="VALID")[0, :, :, 0]
     print(f"input\n{TABLE}\nmax pooling 2x2/2\n{max_table}\naverage pooling 2x2/2\n{avg_table}")
 
-    maps = _feature_maps.main(["--out", args.out] + (["--image", args.image] if args.image else []))["maps"]
+    maps = edge_maps(grey(load_photo(args.image))[None, :, :, None])   # the maps of example 05
     pooled_max = fc.max_pool2d(maps, 2, 2, "VALID")
     pooled_avg = fc.avg_pool2d(maps, 2, 2, "VALID")
     print("feature maps", maps.shape, "-> pooled", pooled_max.shape)

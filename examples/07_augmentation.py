@@ -6,7 +6,6 @@ The generator has the options of Keras's ImageDataGenerator and gives the same i
 the same random draws; ``flow`` feeds such batches to ``model.fit``.
 """
 import argparse
-import importlib.util
 import os
 
 import numpy as np
@@ -14,11 +13,7 @@ import numpy as np
 from fastconv import plot
 from fastconv.preprocessing.image import ImageDataGenerator
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("image_as_array", os.path.join(_HERE, "01_image_as_array.py"))
-_image_as_array = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_image_as_array)
-
+from lecture import load_photo
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,7 +24,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
-    img = _image_as_array.load_photo(args.image).astype(np.float32) / 255.0
+    img = load_photo(args.image).astype(np.float32) / 255.0
     datagen = ImageDataGenerator(rotation_range=30, width_shift_range=0.2, height_shift_range=0.2,
                                  shear_range=20, zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
     batches = datagen.flow(img[None], batch_size=1, seed=args.seed)
