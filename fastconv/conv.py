@@ -45,7 +45,8 @@ def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations, o
     convolves the output gradient: its ``in_channels`` are the forward's output channels, its
     output ``(N, H, W)`` the forward's input).
 
-    From single-thread timings of every pass on the benchmark suite (benchmarks/report.py):
+    From timings of every pass on the benchmark suite (benchmarks/report.py) and of the layers
+    named below, on the default threads:
 
     - 3x3 filters at stride 1 with many channels on both sides: Winograd F(2x2, 3x3), which
       does 16 multiplications per 2x2 outputs where the others do 36, when there are enough
@@ -68,17 +69,28 @@ def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations, o
     return "direct"
 
 
-def _pack(arr3d, n_cols, itemsize):
+def _panel_width(n_cols, dtype):
+    """nr: the columns of one packed panel of the micro-kernel chosen for ``n_cols`` columns."""
+    return _conv.kernel_shape(np.dtype(dtype).itemsize, n_cols)[1]
+
+
+def _panels(taps, rows, n_cols, dtype):
+    """An empty buffer for filters packed as the micro-kernel's panels [n_cols / nr, taps, rows, nr]
+    (the last panel zero padded by the packing), and the panel width nr."""
+    nr = _panel_width(n_cols, dtype)
+    return np.empty(-(-n_cols // nr) * taps * rows * nr, dtype=dtype), nr
+
+
+def _pack(arr3d):
     """Filters as the micro-kernel's panels: arr3d[t, k, j] -> [j // nr, t, k, j % nr]."""
-    _, nr = _conv.kernel_shape(itemsize, n_cols)
     t, k, j = arr3d.shape
-    packed = np.empty(-(-j // nr) * t * k * nr, dtype=arr3d.dtype)
+    packed, nr = _panels(t, k, j, arr3d.dtype)
     _conv.pack_panels(arr3d, packed, nr)
     return packed
 
 
-def _pad_bias(bias, n_cols, itemsize, dtype):
-    _, nr = _conv.kernel_shape(itemsize, n_cols)
+def _pad_bias(bias, n_cols, dtype):
+    nr = _panel_width(n_cols, dtype)
     padded = np.zeros(-(-n_cols // nr) * nr, dtype=dtype)
     padded[:n_cols] = bias
     return padded
@@ -203,8 +215,7 @@ def _winograd(x, w, y, pt, pl, bias, relu, n_threads):
     module and packed as the micro-kernel's panels [jb, xi, cin, 0:nr] for the 16 positions xi.
     """
     cin, cout = w.shape[2], w.shape[3]
-    _, nr = _conv.kernel_shape(x.dtype.itemsize, cout)
-    packed = np.empty(-(-cout // nr) * 16 * cin * nr, dtype=x.dtype)
+    packed, nr = _panels(16, cin, cout, x.dtype)
     _conv.pack_winograd_filters(w.astype(x.dtype, copy=False), packed, nr)
     b = np.zeros(cout, dtype=x.dtype) if bias is None else bias
     return _conv.winograd_forward(x, packed, y, pt, pl, b, relu, n_threads)
@@ -232,10 +243,9 @@ def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
         if _winograd(x, w, y, pt, pl, bias, relu, n_threads):
             return
         algorithm = "direct"  # the input holds inf or NaN: see _conv.winograd_forward
-    itemsize = x.dtype.itemsize
     # Both kernels read the filters as panels [jb, (kh, kw, cin), 0:nr].
-    packed = _pack(w.reshape(1, kh * kw * cin, cout), cout, itemsize)
-    bias_p = None if bias is None else _pad_bias(bias, cout, itemsize, x.dtype)
+    packed = _pack(w.reshape(1, kh * kw * cin, cout))
+    bias_p = None if bias is None else _pad_bias(bias, cout, x.dtype)
     if algorithm == "direct":
         _conv.direct(x, packed, y, (kh, sh, 1, -pt, dh), (kw, sw, 1, -pl, dw), bias_p, relu, n_threads)
     else:
@@ -328,14 +338,13 @@ def _backprop_input(dy, w, dx, geo, algorithm):
             return
     if algorithm == "winograd":
         algorithm = "direct"  # padding wider than the filter, or dY holds inf or NaN
-    itemsize = dy.dtype.itemsize
     if algorithm == "direct":
         # Panels of W^T per tap: [jb over cin, (kh, kw), cout, 0:nr].
-        packed = _pack(w.reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, itemsize)
+        packed = _pack(w.reshape(kh * kw, cin, cout).transpose(0, 2, 1))
         _conv.direct(dy, packed, dx, (kh, 1, sh, pt, -dh), (kw, 1, sw, pl, -dw), None, False, n_threads)
     else:
         # Panels of W^T over the patch columns: [kb over (kh, kw, cin), cout, 0:nr].
-        packed = _pack(w.reshape(1, kh * kw * cin, cout).transpose(0, 2, 1), kh * kw * cin, itemsize)
+        packed = _pack(w.reshape(1, kh * kw * cin, cout).transpose(0, 2, 1))
         _conv.im2col_backprop_input(dy, packed, dx, (kh, kw, sh, sw, dh, dw, pt, pl), n_threads)
 
 
