@@ -2,6 +2,8 @@
 import numpy as np
 from hypothesis import strategies as st
 
+import fastconv.keras as fk
+
 DTYPES = (np.float32, np.float64)
 
 
@@ -42,3 +44,39 @@ def conv_problems(draw, max_size=9, max_channels=12, allow_dilation=True):
         w = max(w, eff_w - pads[2] - pads[3])
     return dict(x_shape=(n, h, w, cin), w_shape=(kh, kw, cin, cout), strides=strides,
                 dilations=dilations, padding=padding)
+
+
+# ------------------------------------------------- models shared by the Keras tests (K = keras or fastconv.keras)
+def malaria_cnn(K=fk, size=100, dropout=0.5):
+    """The lecture's malaria CNN, built with Keras (K=keras) or fastconv.keras."""
+    model = K.Sequential()
+    model.add(K.layers.Conv2D(filters=32, input_shape=(size, size, 3), kernel_size=(3, 3), padding="same",
+                              activation="relu"))
+    model.add(K.layers.MaxPooling2D(pool_size=(2, 2)))
+    model.add(K.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"))
+    model.add(K.layers.MaxPooling2D(pool_size=(2, 2)))
+    model.add(K.layers.Flatten())
+    model.add(K.layers.Dropout(dropout))
+    model.add(K.layers.Dense(1, activation="sigmoid"))
+    return model
+
+
+def lenet5(K=fk, pool=None):
+    pool = pool or (lambda: K.layers.AveragePooling2D())
+    return K.Sequential([
+        K.layers.Conv2D(6, (3, 3), activation="relu", input_shape=(32, 32, 1)), pool(),
+        K.layers.Conv2D(16, (3, 3), activation="relu"), pool(), K.layers.Flatten(),
+        K.layers.Dense(120, activation="relu"), K.layers.Dense(84, activation="relu"),
+        K.layers.Dense(10, activation="softmax")])
+
+
+def residual_model(K=fk, dtype=None):
+    kw = {} if dtype is None else {"dtype": dtype}
+    i = K.Input((8, 8, 3), **kw)
+    x = K.layers.Conv2D(4, 3, padding="same", activation="relu", **kw)(i)
+    # No bias before a batch normalization: its gradient would be zero up to rounding.
+    y = K.layers.Conv2D(4, 3, padding="same", use_bias=False, **kw)(x)
+    y = K.layers.BatchNormalization(**kw)(y)
+    z = K.layers.ReLU(**kw)(K.layers.Add(**kw)([x, y]))
+    z = K.layers.GlobalAveragePooling2D(**kw)(z)
+    return K.Model(i, K.layers.Dense(3, activation="softmax", **kw)(z), **kw)

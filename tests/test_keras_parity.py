@@ -7,7 +7,7 @@ import pytest
 
 from fastconv import keras as fk
 
-from test_keras_models import lenet5, malaria_cnn, residual_model
+from _helpers import lenet5, malaria_cnn, residual_model
 
 # Keras warns about the lecture's `input_shape=` on a first layer; fastconv.keras accepts it quietly.
 pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")

@@ -12,7 +12,7 @@ from fastconv.keras import backend, saving
 from fastconv.keras.graph import Graph
 from fastconv.keras.layers import deserialize as deserialize_layer
 from fastconv.keras.layers import serialize as serialize_layer
-from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer
+from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, register_builtin_alias
 from fastconv.keras.layers.core import InputLayer
 from fastconv.keras.summary import print_summary
 from fastconv.keras.trainer import Trainer
@@ -343,7 +343,9 @@ class Sequential(Model):
         return model
 
 
-MODEL_CLASSES = {"Model": Model, "Functional": Model, "Sequential": Sequential}
+
+
+register_builtin_alias("Functional", Model)
 
 
 def load_model(filepath, custom_objects=None, compile=True):

@@ -17,6 +17,7 @@ import zipfile
 import numpy as np
 
 from fastconv.keras import losses, metrics, optimizers
+from fastconv.keras.layers import deserialize, serialize
 
 FORMAT = "fastconv.keras"
 VERSION = 1
@@ -47,7 +48,6 @@ def _compile_config(model):
 
 
 def save_model(model, filepath, overwrite=True):
-    from fastconv.keras.layers import serialize
     filepath = os.fspath(filepath)
     _check_overwrite(filepath, overwrite)
     if not model.built:
@@ -68,7 +68,6 @@ def save_model(model, filepath, overwrite=True):
 
 
 def load_model(filepath, custom_objects=None, compile=True):
-    from fastconv.keras.layers import deserialize
     filepath = os.fspath(filepath)
     try:
         zf = zipfile.ZipFile(filepath)

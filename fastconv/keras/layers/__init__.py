@@ -1,19 +1,35 @@
-"""Layers, as ``keras.layers``: ``from fastconv.keras.layers import Conv2D, MaxPooling2D, Dense``."""
-from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, Variable
-from fastconv.keras.layers.convolutional import BaseConv, Conv2D
-from fastconv.keras.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
-from fastconv.keras.layers.merging import Add
-from fastconv.keras.layers.normalization import BatchNormalization
-from fastconv.keras.layers.pooling import AveragePooling2D, BasePooling, GlobalAveragePooling2D, MaxPooling2D
+"""Layers, as ``keras.layers``: ``from fastconv.keras.layers import Conv2D, MaxPooling2D, Dense``.
 
-# Keras's short names.
-MaxPool2D = MaxPooling2D
-AvgPool2D = AveragePooling2D
-GlobalAvgPool2D = GlobalAveragePooling2D
+One module per family, as Keras lays them out: core, convolutional, pooling, merging, reshaping,
+normalization, activations, regularization, preprocessing.  Each module lists its public names
+in ``__all__``; this package re-exports them all.  The built-in classes register themselves by
+name (``Layer.__init_subclass__``) for deserialization, so that nothing here needs to import the
+models.
+"""
+from fastconv.keras.layers import (
+    activations,
+    convolutional,
+    core,
+    merging,
+    normalization,
+    pooling,
+    preprocessing,
+    regularization,
+    reshaping,
+)
+from fastconv.keras.layers.activations import *  # noqa: F401,F403
+from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, Variable, builtin_classes
+from fastconv.keras.layers.convolutional import *  # noqa: F401,F403
+from fastconv.keras.layers.core import *  # noqa: F401,F403
+from fastconv.keras.layers.merging import *  # noqa: F401,F403
+from fastconv.keras.layers.normalization import *  # noqa: F401,F403
+from fastconv.keras.layers.pooling import *  # noqa: F401,F403
+from fastconv.keras.layers.preprocessing import *  # noqa: F401,F403
+from fastconv.keras.layers.regularization import *  # noqa: F401,F403
+from fastconv.keras.layers.reshaping import *  # noqa: F401,F403
 
-LAYER_CLASSES = {cls.__name__: cls for cls in (
-    Activation, Add, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, InputLayer, MaxPooling2D, ReLU)}
+_FAMILIES = (activations, convolutional, core, merging, normalization, pooling, preprocessing, regularization,
+             reshaping)
 
 
 def serialize(layer):
@@ -21,10 +37,8 @@ def serialize(layer):
 
 
 def deserialize(config, custom_objects=None):
-    """A layer from ``{"class_name": ..., "config": ...}``; models are found in fastconv.keras.models."""
-    from fastconv.keras import models
-
-    classes = {**LAYER_CLASSES, **models.MODEL_CLASSES, **(custom_objects or {})}
+    """A layer (or model) from ``{"class_name": ..., "config": ...}``."""
+    classes = {**builtin_classes(), **(custom_objects or {})}
     cls = classes.get(config.get("class_name"))
     if cls is None:
         raise ValueError(f"Unknown layer class {config.get('class_name')!r} in a model configuration; pass "
@@ -34,8 +48,5 @@ def deserialize(config, custom_objects=None):
     return cls.from_config(config["config"])
 
 
-__all__ = [
-    "Activation", "Add", "AveragePooling2D", "AvgPool2D", "BaseConv", "BasePooling", "BatchNormalization",
-    "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "Input", "InputLayer",
-    "InputSpec", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D", "ReLU", "Variable",
-]
+__all__ = sorted({"InputSpec", "KerasTensor", "Layer", "Variable", "deserialize", "serialize",
+                  *(name for family in _FAMILIES for name in family.__all__)})

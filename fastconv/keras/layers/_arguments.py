@@ -78,3 +78,11 @@ def windowed_output_shape(layer, input_shape, window, strides, dilation, padding
     if data_format == "channels_last":
         return (n, sizes[0], sizes[1], channels)
     return (n, channels, sizes[0], sizes[1])
+
+
+def refuse_unsupported(layer, **arguments):
+    """Regularizers and constraints are not implemented: refuse them rather than ignore them."""
+    given = [name for name, value in arguments.items() if value is not None]
+    if given:
+        raise ValueError(f'{type(layer).__name__} "{layer.name}": fastconv.keras does not implement '
+                         f"{', '.join(given)}; pass None (the default)")

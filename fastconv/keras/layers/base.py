@@ -126,11 +126,33 @@ def is_symbolic(inputs):
     return any(isinstance(t, KerasTensor) for t in items)
 
 
+_BUILTIN_CLASSES = {}
+
+
+def builtin_classes():
+    """fastconv.keras's own layer and model classes by name (what a saved configuration may
+    name without ``custom_objects``)."""
+    return dict(_BUILTIN_CLASSES)
+
+
+def register_builtin_alias(name, cls):
+    """Another name a configuration may use for a built-in class (Keras 3 calls a functional
+    model's class "Functional")."""
+    _BUILTIN_CLASSES[name] = cls
+
+
 class Layer:
     """Base class of every layer (see the module docstring for the protocol)."""
 
     # Layers that consume a list of tensors (Add) set this.
     _multiple_inputs = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Register fastconv.keras's public classes, never a user's: as in Keras, a user's class
+        # must be passed in custom_objects to be loaded.
+        if cls.__module__.startswith("fastconv.keras.") and not cls.__name__.startswith("_"):
+            _BUILTIN_CLASSES.setdefault(cls.__name__, cls)
 
     def __init__(self, name=None, trainable=True, dtype=None, **kwargs):
         input_dim = kwargs.pop("input_dim", None)

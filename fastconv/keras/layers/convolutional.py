@@ -5,10 +5,15 @@ Backward: the filter gradient by ``conv2d_backprop_filter``, the bias gradient b
 ``bias_add_grad`` and, only when something before the layer needs it, the input gradient by
 ``conv2d_backprop_input``.
 """
+from typing import NamedTuple, Optional
+
+import numpy as np
+
 import fastconv
 from fastconv.keras import activations, initializers
 from fastconv.keras.layers._arguments import (
     channel_axis,
+    refuse_unsupported,
     standardize_data_format,
     standardize_padding,
     standardize_tuple,
@@ -16,10 +21,18 @@ from fastconv.keras.layers._arguments import (
     windowed_output_shape,
 )
 from fastconv.keras.layers.base import InputSpec, Layer
-from fastconv.keras.layers.core import _refuse_unsupported, _WithActivation
+
+__all__ = ["BaseConv", "Conv2D"]
+from fastconv.keras.layers._with_activation import WithActivation
 
 
-class BaseConv(_WithActivation, Layer):
+class ConvCache(NamedTuple):
+    x: np.ndarray
+    y: np.ndarray
+    logits: Optional[np.ndarray]
+
+
+class BaseConv(WithActivation, Layer):
     """A convolution of ``rank`` spatial dimensions (fastconv implements rank 2)."""
 
     def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
@@ -34,7 +47,7 @@ class BaseConv(_WithActivation, Layer):
             raise ValueError(f"{owner}: grouped convolutions are not implemented; groups must be 1. Received: groups={groups}")
         if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"{owner}: filters must be a positive integer. Received: filters={filters!r}")
-        _refuse_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+        refuse_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
                             activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
                             bias_constraint=bias_constraint)
         self.rank = rank
@@ -84,13 +97,13 @@ class BaseConv(_WithActivation, Layer):
         bias = self.bias.value if self.use_bias else None
         if self._fused_relu:
             y = fastconv.conv2d(x, self.kernel.value, bias=bias, activation="relu", **self._conv_args())
-            return y, (x, y, None)
+            return y, ConvCache(x, y, None)
         z = fastconv.conv2d(x, self.kernel.value, bias=bias, **self._conv_args())
         y, logits = self._activate(z)
-        return y, (x, y, logits)
+        return y, ConvCache(x, y, logits)
 
     def backward_from_logits(self, cache, dz, need_input_grad=True):
-        x = cache[0]
+        x = cache.x
         grads = {}
         if self.trainable:
             grads[self.kernel] = fastconv.conv2d_backprop_filter(x, self.kernel.shape, dz, **self._conv_args())

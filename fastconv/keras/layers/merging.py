@@ -1,6 +1,8 @@
 """Merging layers: ``Add`` (the join of a residual block)."""
 from fastconv.keras.layers.base import Layer
 
+__all__ = ["Add"]
+
 
 def _unbroadcast(grad, shape):
     """Sum ``grad`` over the axes that broadcasting stretched, back to ``shape``."""

@@ -1,9 +1,19 @@
 """``BatchNormalization``, in training mode (batch statistics) and inference mode (moving ones)."""
+from typing import NamedTuple
+
 import numpy as np
 
 from fastconv.keras import initializers
+from fastconv.keras.layers._arguments import refuse_unsupported
 from fastconv.keras.layers.base import InputSpec, Layer
-from fastconv.keras.layers.core import _refuse_unsupported
+
+__all__ = ["BatchNormalization"]
+
+
+class BatchNormalizationCache(NamedTuple):
+    x_hat: np.ndarray
+    inv_std: np.ndarray
+    batch_stats: bool  # normalised with the batch's statistics (training) or the moving ones
 
 
 class BatchNormalization(Layer):
@@ -20,7 +30,7 @@ class BatchNormalization(Layer):
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
                  synchronized=False, **kwargs):
         super().__init__(**kwargs)
-        _refuse_unsupported(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+        refuse_unsupported(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
                             beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         if not isinstance(axis, int):
             raise ValueError(f'BatchNormalization "{self.name}": axis must be an int. Received: axis={axis!r}')
@@ -77,10 +87,10 @@ class BatchNormalization(Layer):
             y = y * self._per_channel(self.gamma.value)
         if self.center:
             y = y + self._per_channel(self.beta.value)
-        return y, (x_hat, inv_std, batch_stats)
+        return y, BatchNormalizationCache(x_hat, inv_std, batch_stats)
 
     def backward(self, cache, grad, need_input_grad=True):
-        x_hat, inv_std, batch_stats = cache
+        x_hat, inv_std, batch_stats = cache.x_hat, cache.inv_std, cache.batch_stats
         grads = {}
         if self.trainable:
             if self.scale:

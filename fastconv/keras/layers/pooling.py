@@ -5,6 +5,8 @@ Max pooling in training keeps the argmax of each window (``max_pool_with_argmax`
 backward pass sends each gradient to its maximum without searching the windows again
 (``max_pool2d_grad_with_argmax``); at inference it runs ``max_pool2d`` alone.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 import fastconv
@@ -17,6 +19,14 @@ from fastconv.keras.layers._arguments import (
     windowed_output_shape,
 )
 from fastconv.keras.layers.base import InputSpec, Layer
+
+__all__ = ["AveragePooling2D", "AvgPool2D", "BasePooling", "GlobalAveragePooling2D", "GlobalAvgPool2D",
+           "MaxPool2D", "MaxPooling2D"]
+
+
+class MaxPoolingCache(NamedTuple):
+    nhwc_shape: tuple
+    argmax: np.ndarray  # flat NHWC index of each window's maximum (int32)
 
 
 class BasePooling(Layer):
@@ -58,14 +68,13 @@ class BasePooling(Layer):
         xn = self._to_nhwc(x)
         # int32: half the memory traffic of TensorFlow's default int64, taken as is by the gradient
         y, argmax = fastconv.max_pool_with_argmax(xn, output_dtype=np.int32, **self._pool_args)
-        return self._from_nhwc(y), (xn.shape, argmax)
+        return self._from_nhwc(y), MaxPoolingCache(xn.shape, argmax)
 
     def backward(self, cache, grad, need_input_grad=True):
         if self.pool_mode == "avg":
             dx = fastconv.avg_pool2d_grad(cache, grad, data_format=tf_data_format(self.data_format), **self._pool_args)
             return dx, {}
-        shape, argmax = cache
-        dx = fastconv.max_pool2d_grad_with_argmax(shape, self._to_nhwc(grad), argmax, **self._pool_args)
+        dx = fastconv.max_pool2d_grad_with_argmax(cache.nhwc_shape, self._to_nhwc(grad), cache.argmax, **self._pool_args)
         return self._from_nhwc(dx), {}
 
     def get_config(self):
@@ -116,3 +125,9 @@ class GlobalAveragePooling2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+# Keras's short names.
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D

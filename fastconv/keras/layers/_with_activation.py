@@ -1,0 +1,35 @@
+"""The ``activation=`` argument that Dense and the convolutions share: applied after the layer's
+affine map, with its derivative and the logits path of a cross-entropy loss."""
+from fastconv.keras import activations
+
+
+class WithActivation:
+    """An ``activation`` applied after the layer's affine map, and its derivative.
+
+    The layer's forward cache is a NamedTuple with fields ``y`` (the output) and ``logits``
+    (the pre-activation, kept only for sigmoid and softmax).
+
+    ``backward`` turns dL/dy into dL/dz through the activation and hands it to
+    ``backward_from_logits``, which a model calls directly when the loss has given the gradient of
+    the logits z (a cross-entropy on a sigmoid or softmax output, as Keras computes it).
+    """
+
+    def _set_activation(self, activation):
+        self.activation = activations.get(activation)
+        self._activation_grad = activations.gradient(self.activation)
+
+    @property
+    def produces_logits(self):
+        return self.activation in activations.LOGIT_ACTIVATIONS
+
+    def logits(self, cache):
+        """The pre-activation z of a forward pass when the activation is sigmoid or softmax."""
+        return cache.logits
+
+    def _activate(self, z):
+        """(y, z kept as logits or None)."""
+        return self.activation(z), (z if self.produces_logits else None)
+
+    def backward(self, cache, grad, need_input_grad=True):
+        y = cache.y
+        return self.backward_from_logits(cache, self._activation_grad(y, grad), need_input_grad)

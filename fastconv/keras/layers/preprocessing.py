@@ -1,0 +1,3 @@
+"""Preprocessing and augmentation layers."""
+
+__all__ = []
