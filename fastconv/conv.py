@@ -40,33 +40,82 @@ def winograd_applies(kernel_hw, strides, dilations):
     return tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilations) == (1, 1)
 
 
-def choose_algorithm(in_channels, out_channels, kernel_hw, strides, dilations, output_nhw):
-    """The algorithm ``"auto"`` runs for a forward convolution, or for an input gradient (which
-    convolves the output gradient: its ``in_channels`` are the forward's output channels, its
-    output ``(N, H, W)`` the forward's input).
+PASSES = ("forward", "input_gradient", "filter_gradient")
 
-    From timings of every pass on the benchmark suite (benchmarks/report.py) and of the layers
-    named below, on the default threads:
 
-    - 3x3 filters at stride 1 with many channels on both sides: Winograd F(2x2, 3x3), which
-      does 16 multiplications per 2x2 outputs where the others do 36, when there are enough
-      2x2 output tiles: at least 256, and at least one per 512 filter pairs (in x out), since
-      every block of tiles streams all 16 transformed filter matrices (with 512 channels and
-      512 tiles it only breaks even);
-    - strided convolutions of many channels: im2col, which streams packed patches through the
-      micro-kernel in one long reduction instead of one short, gapped one per tap;
+def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
+    """The kernel that computes one pass of a convolution, and the one that takes over when it
+    cannot: ``(algorithm, fallback)``, ``fallback`` None or the algorithm to run when the Winograd
+    kernel meets an infinity or NaN in its input (it then returns without a reliable result).
+
+    ``pass_`` is "forward", "input_gradient" (which convolves the output gradient: its input
+    channels are the forward's output channels, its output the forward's input) or
+    "filter_gradient"; ``geometry`` a :class:`ConvGeometry`; ``requested`` the caller's
+    ``algorithm`` argument (validated: Winograd only where :func:`winograd_applies`).  Every
+    decision is here; the rules and the measurements behind them (timings of every pass on the
+    benchmark suite, benchmarks/report.py, and of the layers named, on the default threads):
+
+    Forward and input gradient, ``requested="auto"``:
+
+    - 3x3 filters at stride 1 with many channels on both sides (>= 16): Winograd F(2x2, 3x3),
+      which does 16 multiplications per 2x2 outputs where the others do 36, when there are
+      enough 2x2 output tiles: at least 256, and at least one per 512 filter pairs (in x out),
+      since every block of tiles streams all 16 transformed filter matrices (with 512 channels
+      and 512 tiles it only breaks even);
+    - strided convolutions of many channels (>= 32 in): im2col, which streams packed patches
+      through the micro-kernel in one long reduction instead of one short, gapped one per tap;
     - everything else: direct, which reads the input in place and needs no workspace (also for
       few output channels from many input channels: 1.1-1.5x faster than im2col, measured on
       3x3 and 5x5 layers of 16-128 -> 1-6 channels with the narrow micro-kernel).
+
+    Overrides, whatever was requested:
+
+    - forward with a non-finite filter: im2col.  TensorFlow multiplies the padding (zeros) by
+      the filters, so an infinite weight over the padding gives NaN; only the im2col kernel
+      multiplies the padding;
+    - input gradient by Winograd with a padding wider than 2: direct (the gradient is Winograd's
+      convolution of dY padded by 2 - pad, which must not be negative);
+    - Winograd: fallback direct, for inputs holding an infinity or NaN (the transforms would mix
+      it into NaNs that the direct convolution does not produce).
+
+    Filter gradient (``requested`` "auto" or "winograd", which has no filter-gradient kernel and
+    is accepted for symmetry with the other passes): at stride 1, direct for wide inputs (>= 64
+    channels: the input channels of a tap fill many tiles and the rows of pixels are read in
+    place) and for thin ones (< 8 channels: im2col's patch rows of kh kw cin values cost more to
+    build than the products they feed: direct is 1.1-1.7x faster, measured with 1 and 2
+    threads); im2col in between and for strided convolutions, whose direct kernel reads the
+    input with gaps.
     """
-    n, oh, ow = output_nhw
-    tiles = n * -(-oh // 2) * -(-ow // 2)
-    if (winograd_applies(kernel_hw, strides, dilations) and in_channels >= 16 and out_channels >= 16
-            and tiles >= 256 and tiles * 512 >= in_channels * out_channels):
-        return "winograd"
-    if max(strides) > 1 and in_channels >= 32:
-        return "im2col"
-    return "direct"
+    if pass_ not in PASSES:
+        raise ValueError(f"select_algorithm: pass_ must be one of {PASSES}. Received: pass_={pass_!r}")
+    if requested not in ALGORITHMS:
+        raise ValueError(f"select_algorithm: requested must be one of {ALGORITHMS}. Received: requested={requested!r}")
+    kh, kw, cin, cout = geometry.filter_shape
+    strides, dilations = tuple(geometry.strides), tuple(geometry.dilations)
+    if pass_ == "filter_gradient":
+        if requested in ("auto", "winograd"):
+            thin_or_wide = cin >= 64 or cin < 8
+            return ("direct" if strides == (1, 1) and thin_or_wide else "im2col"), None
+        return requested, None
+    if pass_ == "forward" and not finite_filters:
+        return "im2col", None
+    algorithm = requested
+    if algorithm == "auto":
+        channels_in, channels_out = (cin, cout) if pass_ == "forward" else (cout, cin)
+        n, oh, ow, _ = geometry.output_nhwc if pass_ == "forward" else geometry.input_nhwc
+        tiles = n * -(-oh // 2) * -(-ow // 2)
+        if (winograd_applies((kh, kw), strides, dilations) and channels_in >= 16 and channels_out >= 16
+                and tiles >= 256 and tiles * 512 >= channels_in * channels_out):
+            algorithm = "winograd"
+        elif max(strides) > 1 and channels_in >= 32:
+            algorithm = "im2col"
+        else:
+            algorithm = "direct"
+    if algorithm == "winograd":
+        if pass_ == "input_gradient" and max(geometry.pads) > 2:
+            return "direct", None
+        return "winograd", "direct"
+    return algorithm, None
 
 
 def _panel_width(n_cols, dtype):
@@ -103,7 +152,7 @@ def _conv_threads(geo):
     return threads_for(n * oh * ow * cout * kh * kw * cin, MULTIPLY_ADDS_PER_THREAD)
 
 
-class _ConvGeometry:
+class ConvGeometry:
     """Validated arguments of a convolution: layouts, strides, dilations, padding, output size."""
 
     def __init__(self, fn, input_shape, filter_shape, strides, padding, data_format, dilations):
@@ -165,7 +214,7 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
     data_format : 'NHWC' or 'NCHW'
     name : ignored (accepted for compatibility with TensorFlow code).
     algorithm : 'auto', 'direct', 'im2col' or 'winograd'
-        'auto' picks by shape (see :func:`choose_algorithm`). All give the same results up to
+        'auto' picks by shape (see :func:`select_algorithm`). All give the same results up to
         the rounding of a different summation order ('winograd': 3x3 filters, stride 1, no
         dilation only; within about 1e-5 relative of the others in float32).
     out : ndarray, optional
@@ -186,7 +235,7 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
     x = as_numeric_array(input, fn, "input")
     w = as_numeric_array(filters, fn, "filters")
     _check_algorithm(algorithm, fn)
-    geo = _ConvGeometry(fn, x.shape, w.shape, strides, padding, data_format, dilations)
+    geo = ConvGeometry(fn, x.shape, w.shape, strides, padding, data_format, dilations)
     _check_algorithm(algorithm, fn, geo)
     if activation not in (None, "relu"):
         raise ValueError(f"{fn}: activation must be None or 'relu'. Received: activation={activation!r}")
@@ -232,17 +281,12 @@ def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
     if cin == 0:
         y[...] = 0 if bias is None else np.maximum(bias, 0) if relu else bias
         return
-    if algorithm == "auto":
-        algorithm = choose_algorithm(cin, cout, (kh, kw), geo.strides, geo.dilations, y.shape[:3])
-    if not np.isfinite(w).all():
-        # TensorFlow multiplies the padding (zeros) by the filters, so an infinite weight over
-        # the padding gives NaN; only the im2col kernel multiplies the padding.
-        algorithm = "im2col"
+    algorithm, fallback = select_algorithm("forward", geo, algorithm, bool(np.isfinite(w).all()))
     n_threads = _conv_threads(geo)
     if algorithm == "winograd":
         if _winograd(x, w, y, pt, pl, bias, relu, n_threads):
             return
-        algorithm = "direct"  # the input holds inf or NaN: see _conv.winograd_forward
+        algorithm = fallback
     # Both kernels read the filters as panels [jb, (kh, kw, cin), 0:nr].
     packed = _pack(w.reshape(1, kh * kw * cin, cout))
     bias_p = None if bias is None else _pad_bias(bias, cout, x.dtype)
@@ -299,7 +343,7 @@ def _input_gradient(fn, sizes_name, dy_name, input_sizes, filters, out_backprop,
         if w.ndim != 4:
             raise ValueError(f"{fn}: filters must be 4-D; received shape {w.shape}")
         sizes = layout_shape((dy.shape[0], *sizes, w.shape[2]), fmt)
-    geo = _ConvGeometry(fn, sizes, w.shape, strides, padding, fmt, dilations)
+    geo = ConvGeometry(fn, sizes, w.shape, strides, padding, fmt, dilations)
     _check_algorithm(algorithm, fn, geo)
     if dy.shape != geo.output_shape:
         raise ValueError(
@@ -327,17 +371,15 @@ def _backprop_input(dy, w, dx, geo, algorithm):
     if cout == 0:
         dx[...] = 0
         return
-    if algorithm == "auto":
-        algorithm = choose_algorithm(cout, cin, (kh, kw), geo.strides, geo.dilations, dx.shape[:3])
+    algorithm, fallback = select_algorithm("input_gradient", geo, algorithm)
     n_threads = _conv_threads(geo)
-    if algorithm == "winograd" and max(geo.pads) <= 2:
+    if algorithm == "winograd":
         # At stride 1 the input gradient is the convolution of dY, padded by 2 - pad on each
         # side, with the filters flipped in space and transposed in channels.
         flipped = w[::-1, ::-1].transpose(0, 1, 3, 2)
         if _winograd(dy, flipped, dx, 2 - pt, 2 - pl, None, False, n_threads):
             return
-    if algorithm == "winograd":
-        algorithm = "direct"  # padding wider than the filter, or dY holds inf or NaN
+        algorithm = fallback
     if algorithm == "direct":
         # Panels of W^T per tap: [jb over cin, (kh, kw), cout, 0:nr].
         packed = _pack(w.reshape(kh * kw, cin, cout).transpose(0, 2, 1))
@@ -365,7 +407,7 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     dy = as_numeric_array(out_backprop, fn, "out_backprop")
     _check_algorithm(algorithm, fn)
     fshape = _shape_argument(filter_sizes, fn, "filter_sizes", (4,))
-    geo = _ConvGeometry(fn, x.shape, fshape, strides, padding, data_format, dilations)
+    geo = ConvGeometry(fn, x.shape, fshape, strides, padding, data_format, dilations)
     if dy.shape != geo.output_shape:
         raise ValueError(
             f"{fn}: out_backprop has shape {dy.shape}, but conv2d of the input (shape {x.shape}) with "
@@ -384,28 +426,13 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     return out
 
 
-def choose_filter_grad_algorithm(in_channels, strides):
-    """The algorithm ``"auto"`` runs for the filter gradient (see :func:`conv2d_backprop_filter`).
-
-    Measured on the benchmark suite with 1 and 2 threads: at stride 1, direct for wide inputs
-    (>= 64 channels: the input channels of a tap fill many tiles and the rows of pixels are read
-    in place) and for thin ones (< 8 channels: im2col's patch rows of kh kw cin values cost more
-    to build than the products they feed: direct is 1.1-1.7x faster); im2col in between and for
-    strided convolutions, whose direct kernel reads the input with gaps.
-    """
-    if tuple(strides) == (1, 1) and (in_channels >= 64 or in_channels < 8):
-        return "direct"
-    return "im2col"
-
-
 def _backprop_filter(x, dy, geo, algorithm):
     kh, kw, cin, cout = geo.filter_shape
     n, oh, _, _ = geo.output_nhwc
     size = kh * kw * cin * cout
     if size == 0 or dy.size == 0:
         return np.zeros(geo.filter_shape, dtype=x.dtype)
-    if algorithm in ("auto", "winograd"):
-        algorithm = choose_filter_grad_algorithm(cin, geo.strides)
+    algorithm, _ = select_algorithm("filter_gradient", geo, algorithm)
     pt, _, pl, _ = geo.pads
     slices = _conv.filter_grad_slices(n * oh, size, x.dtype.itemsize)
     partials = np.empty((slices, size), dtype=x.dtype)

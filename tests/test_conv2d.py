@@ -197,26 +197,6 @@ def test_winograd_needs_3x3_stride_1_no_dilation():
             fc.conv2d(x, np.ones(w_shape), strides, "SAME", dilations=dilations, algorithm="winograd")
 
 
-def test_auto_picks_winograd_for_wide_3x3_layers():
-    from fastconv.conv import choose_algorithm
-
-    assert choose_algorithm(64, 64, (3, 3), (1, 1), (1, 1), (32, 56, 56)) == "winograd"
-    assert choose_algorithm(64, 64, (3, 3), (1, 1), (1, 1), (4, 14, 14)) == "direct"       # 196 tiles: too few
-    assert choose_algorithm(512, 512, (3, 3), (1, 1), (1, 1), (16, 7, 7)) == "direct"      # 256 tiles, 512^2 pairs
-    assert choose_algorithm(3, 32, (3, 3), (1, 1), (1, 1), (32, 56, 56)) == "direct"
-    assert choose_algorithm(64, 3, (3, 3), (1, 1), (1, 1), (16, 56, 56)) == "direct"
-    assert choose_algorithm(64, 128, (3, 3), (2, 2), (1, 1), (32, 28, 28)) == "im2col"
-
-
-def test_auto_filter_gradient_algorithm():
-    from fastconv.conv import choose_filter_grad_algorithm
-
-    assert choose_filter_grad_algorithm(64, (1, 1)) == "direct"
-    assert choose_filter_grad_algorithm(1, (1, 1)) == "direct"
-    assert choose_filter_grad_algorithm(32, (1, 1)) == "im2col"
-    assert choose_filter_grad_algorithm(64, (2, 2)) == "im2col"
-
-
 # -- NumPy friendliness ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("x_dtype, w_dtype, expected", [
