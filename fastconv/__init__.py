@@ -25,7 +25,7 @@ from fastconv.pooling import (
     max_pool_with_argmax,
 )
 
-__version__ = "0.1.0"
+from fastconv._version import __version__  # noqa: E402
 
 __all__ = [
     "avg_pool2d",
