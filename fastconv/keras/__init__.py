@@ -15,6 +15,7 @@ from fastconv.keras import (
     activations,
     backend,
     callbacks,
+    datasets,
     initializers,
     layers,
     losses,
@@ -27,5 +28,5 @@ from fastconv.keras import (
 from fastconv.keras.layers import Input, Layer
 from fastconv.keras.models import Model, Sequential
 
-__all__ = ["Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks", "initializers",
-           "layers", "losses", "metrics", "models", "optimizers", "preprocessing", "utils"]
+__all__ = ["Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks", "datasets",
+           "initializers", "layers", "losses", "metrics", "models", "optimizers", "preprocessing", "utils"]

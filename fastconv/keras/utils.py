@@ -1,5 +1,5 @@
 """Utilities, as ``keras.utils``: set_random_seed, to_categorical, plot_model, Sequence /
-PyDataset (batches delivered by an object), Progbar."""
+PyDataset (batches delivered by an object), Progbar, get_file (fastconv.keras.file_utils)."""
 import math
 import os
 import random
@@ -267,3 +267,6 @@ def _node_label(node, show_shapes, show_dtype, show_layer_names, show_activation
     if show_trainable:
         lines.append(f"Trainable: {layer.trainable}")
     return "\n".join(lines)
+
+
+from fastconv.keras.file_utils import get_file  # noqa: E402  (file_utils imports Progbar from here)
