@@ -242,6 +242,7 @@ def _all_layers():
         L.Add(),
         L.BatchNormalization(axis=1, momentum=0.9, epsilon=1e-5, center=False, gamma_initializer="random_uniform"),
         L.Conv2D(3, 3, input_shape=(28, 28, 1), dtype="float64"),
+        L.Concatenate(axis=1), L.Subtract(), L.Multiply(), L.Average(), L.Maximum(), L.Minimum(),
     ]
 
 

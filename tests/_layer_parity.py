@@ -1,0 +1,53 @@
+"""Parity of one fastconv.keras layer with its Keras twin (importable because pyproject.toml puts
+tests/ on the path): same weights -> same outputs, same gradients of the inputs and of the
+weights (tf.GradientTape against the layer's forward/backward), same configuration keys."""
+import json
+
+import numpy as np
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def assert_matches_keras(tf, f_layer, k_layer, inputs, training=False, atol=1e-5, grad_atol=1e-4, seed=0):
+    """Build both layers on ``inputs`` (an array or a list of arrays), copy Keras's weights into
+    fastconv's layer, and compare outputs and the gradients of sum(g * output)."""
+    xs = [np.asarray(x, dtype=np.float32) for x in _as_list(inputs)]
+    many = isinstance(inputs, (list, tuple))
+    k_inputs = [tf.constant(x) for x in xs]
+    k_layer(k_inputs if many else k_inputs[0])  # builds Keras's weights
+    f_layer(xs if many else xs[0])
+    if k_layer.weights:
+        f_layer.set_weights([w.numpy() for w in k_layer.weights])
+    with tf.GradientTape(persistent=True) as tape:
+        for t in k_inputs:
+            tape.watch(t)
+        k_y = k_layer(k_inputs if many else k_inputs[0], training=training)
+        g = np.random.default_rng(seed).standard_normal(tuple(k_y.shape)).astype(np.float32)
+        loss = tf.reduce_sum(k_y * g)
+    f_y, cache = f_layer.forward(xs if many else xs[0], training)
+    np.testing.assert_allclose(f_y, k_y.numpy(), atol=atol, rtol=atol)
+    assert f_y.dtype == np.float32
+    k_dx = tape.gradient(loss, k_inputs)
+    k_dw = tape.gradient(loss, k_layer.trainable_weights)
+    f_dx, f_dw = f_layer.backward(cache, g, True)
+    for f, k in zip(_as_list(f_dx), k_dx):
+        np.testing.assert_allclose(f, k.numpy(), atol=grad_atol, rtol=grad_atol)
+    assert len(f_dw) == len(k_dw)
+    for f_var, k in zip(f_layer.trainable_weights, k_dw):
+        np.testing.assert_allclose(f_dw[f_var], k.numpy(), atol=grad_atol, rtol=grad_atol, err_msg=f_var.name)
+    return f_y
+
+
+def _plain(value):
+    return json.loads(json.dumps(value))
+
+
+def assert_same_config(f_layer, k_layer, ignore=()):
+    """The same get_config keys as Keras, and the same values for every argument (the dtype
+    policy and the name aside; ``ignore`` names the keys whose values differ on purpose)."""
+    f_config, k_config = f_layer.get_config(), k_layer.get_config()
+    assert set(f_config) == set(k_config), (sorted(f_config), sorted(k_config))
+    for key in set(k_config) - {"name", "dtype", *ignore}:
+        assert _plain(f_config[key]) == _plain(k_config[key]), (key, f_config[key], k_config[key])
