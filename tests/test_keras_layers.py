@@ -243,6 +243,8 @@ def _all_layers():
         L.BatchNormalization(axis=1, momentum=0.9, epsilon=1e-5, center=False, gamma_initializer="random_uniform"),
         L.Conv2D(3, 3, input_shape=(28, 28, 1), dtype="float64"),
         L.Concatenate(axis=1), L.Subtract(), L.Multiply(), L.Average(), L.Maximum(), L.Minimum(),
+        L.ZeroPadding2D(((1, 2), (0, 3))), L.Cropping2D(1, data_format="channels_first"),
+        L.UpSampling2D((2, 3), interpolation="bilinear"), L.Reshape((-1, 2)), L.Permute((2, 1)), L.RepeatVector(3),
     ]
 
 
