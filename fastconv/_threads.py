@@ -3,12 +3,33 @@
 One process-wide setting read by every kernel call; the default comes from ``OMP_NUM_THREADS``
 when it is set, else from the CPUs this process may run on (its affinity mask, which is what a
 container or ``taskset`` grants, not the machine's total).
+
+A process forked after fastconv has run multi-threaded kernels runs its kernels on one thread:
+GNU OpenMP's thread pool does not survive ``fork()`` (the child's threads are gone, but the
+runtime believes they exist, so the child's first parallel region waits for ever; this is what a
+plain ``multiprocessing.Pool`` on Linux does).  One thread needs no pool, so it is safe.  Use the
+"spawn" or "forkserver" start method to have threads in the workers.
 """
 import os
+import warnings
 
 from fastconv._runtime import openmp_enabled
 
 _num_threads = None
+# Whether this process has handed out more than one thread (so OpenMP may have started its pool),
+# and whether it is a child forked after that happened.
+_pool_may_exist = False
+_forked_after_threads = False
+
+
+def _after_fork_in_child():
+    global _forked_after_threads
+    if _pool_may_exist:
+        _forked_after_threads = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _default_num_threads():
@@ -42,14 +63,24 @@ def set_num_threads(n):
     n = int(n.__index__())
     if n < 1:
         raise ValueError(f"set_num_threads: n must be a positive int or None. Received: n={n}")
+    if n > 1 and _forked_after_threads:
+        warnings.warn(f"set_num_threads({n}): this process was forked after fastconv ran multi-threaded kernels, "
+                      "and OpenMP cannot start threads in such a child; its kernels run on one thread. Start "
+                      "worker processes with the 'spawn' or 'forkserver' method to use threads in them.",
+                      RuntimeWarning, stacklevel=2)
     _num_threads = n
 
 
 def get_num_threads():
-    """The number of threads the kernels will use (1 in a serial build)."""
-    if not openmp_enabled():
+    """The number of threads the kernels will use (1 in a serial build, and in a process forked
+    after fastconv ran multi-threaded kernels: see the module docstring)."""
+    global _pool_may_exist
+    if not openmp_enabled() or _forked_after_threads:
         return 1
-    return _num_threads if _num_threads is not None else _default_num_threads()
+    n = _num_threads if _num_threads is not None else _default_num_threads()
+    if n > 1:
+        _pool_may_exist = True
+    return n
 
 
 # Work per thread below which a call does not wake another thread (see threads_for): about

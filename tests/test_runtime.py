@@ -70,3 +70,26 @@ def test_nn_namespace_has_tensorflow_names():
     np.testing.assert_array_equal(fc.nn.max_pool2d(x, 2, 2, "VALID"), fc.max_pool2d(x, 2, 2, "VALID"))
     relu = fc.nn.relu(np.array([-1.0, np.nan, 2.0], np.float32))
     assert relu.dtype == np.float32 and relu[0] == 0 and np.isnan(relu[1]) and relu[2] == 2
+
+
+def test_a_forked_child_can_run_kernels_after_the_parent_ran_threads(tmp_path):
+    """GNU OpenMP's pool does not survive fork(): a multiprocessing.Pool child used to hang for
+    ever in its first parallel region.  The child now runs its kernels on one thread, with the
+    parent's results, and says why if asked for more threads."""
+    code = (
+        "import multiprocessing as mp, warnings, numpy as np, fastconv as fc\n"
+        "x = np.random.default_rng(0).random((4, 40, 40, 16), dtype=np.float32)\n"
+        "w = np.random.default_rng(1).random((3, 3, 16, 32), dtype=np.float32)\n"
+        "fc.set_num_threads(2)\n"
+        "expected = fc.conv2d(x, w, 1, 'SAME')\n"
+        "def child(_):\n"
+        "    with warnings.catch_warnings(record=True) as caught:\n"
+        "        warnings.simplefilter('always')\n"
+        "        fc.set_num_threads(2)\n"
+        "    return (fc.get_num_threads(), bool(np.array_equal(fc.conv2d(x, w, 1, 'SAME'), expected)),\n"
+        "            any('forked' in str(c.message) for c in caught))\n"
+        "if __name__ == '__main__':\n"
+        "    with mp.get_context('fork').Pool(2) as pool:\n"
+        "        print(pool.map_async(child, range(2)).get(timeout=60))\n"
+    )
+    assert _run(code, tmp_path).strip() == "[(1, True, True), (1, True, True)]"
