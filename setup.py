@@ -87,7 +87,7 @@ def extensions():
         extra_compile_args=opt + omp_c + ["-Wno-unused-function", "-Wno-unreachable-code"],
         extra_link_args=omp_l,
     )
-    modules = ["_runtime", "_conv", "_pooling", "_elementwise", "_warp"]
+    modules = ["_runtime", "_conv", "_pooling", "_elementwise", "_warp", "_depthwise"]
     return [Extension(f"fastconv.{name}", [f"fastconv/{name}.pyx"], **common) for name in modules]
 
 

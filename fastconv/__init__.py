@@ -15,6 +15,11 @@ except ImportError as exc:  # running from a source folder whose kernels were ne
 from fastconv._threads import get_num_threads, set_num_threads
 from fastconv.elementwise import bias_add, bias_add_grad, relu_grad
 from fastconv.conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input, conv2d_transpose
+from fastconv.depthwise import (
+    depthwise_conv2d,
+    depthwise_conv2d_backprop_filter,
+    depthwise_conv2d_backprop_input,
+)
 from fastconv import nn
 from fastconv.pooling import (
     avg_pool2d,
@@ -36,6 +41,9 @@ __all__ = [
     "conv2d_backprop_filter",
     "conv2d_backprop_input",
     "conv2d_transpose",
+    "depthwise_conv2d",
+    "depthwise_conv2d_backprop_filter",
+    "depthwise_conv2d_backprop_input",
     "get_num_threads",
     "max_pool2d",
     "max_pool2d_grad",

@@ -4,6 +4,7 @@ import numpy as np
 
 from fastconv.elementwise import bias_add
 from fastconv.conv import conv2d, conv2d_transpose
+from fastconv.depthwise import depthwise_conv2d
 from fastconv.pooling import avg_pool2d, max_pool2d, max_pool_with_argmax
 
 max_pool = max_pool2d
@@ -16,5 +17,5 @@ def relu(features, name=None):
     return np.maximum(x, np.zeros((), dtype=x.dtype))
 
 
-__all__ = ["avg_pool", "avg_pool2d", "bias_add", "conv2d", "conv2d_transpose", "max_pool", "max_pool2d",
-           "max_pool_with_argmax", "relu"]
+__all__ = ["avg_pool", "avg_pool2d", "bias_add", "conv2d", "conv2d_transpose", "depthwise_conv2d", "max_pool",
+           "max_pool2d", "max_pool_with_argmax", "relu"]

@@ -198,3 +198,46 @@ def affine_transform(x, matrices, order=1, fill_mode="nearest", cval=0.0):
         if fill_mode == "constant":
             out[n][outside] = cval
     return out
+
+
+def depthwise_conv2d(x, w, strides=(1, 1), padding="VALID", dilations=(1, 1)):
+    """y[n, i, j, c*M + m] = sum_{a, b} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * w[a, b, c, m]
+    for filters w[kh, kw, C, M]: each input channel convolved with its own M filters."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    oh, ow, pads = _geometry(x.shape, w.shape[:2], strides, padding, dilations)
+    xp = np.pad(x, pads)
+    n, _, _, c = x.shape
+    y = np.zeros((n, oh, ow, c, w.shape[3]))
+    for a in range(w.shape[0]):
+        for b in range(w.shape[1]):
+            y += _window(xp, a, b, oh, ow, strides, dilations)[..., None] * w[a, b]
+    return y.reshape(n, oh, ow, c * w.shape[3])
+
+
+def depthwise_conv2d_backprop_input(input_shape, w, dy, strides=(1, 1), padding="VALID", dilations=(1, 1)):
+    """dx = d(sum(depthwise_conv2d(x, w) * dy)) / dx: each output sends dy * w back to its window."""
+    w = np.asarray(w, dtype=np.float64)
+    dy = np.asarray(dy, dtype=np.float64)
+    oh, ow, pads = _geometry(input_shape, w.shape[:2], strides, padding, dilations)
+    n, h, wd, c = input_shape
+    dy = dy.reshape(n, oh, ow, c, w.shape[3])
+    dxp = np.zeros((n, h + pads[1][0] + pads[1][1], wd + pads[2][0] + pads[2][1], c))
+    for a in range(w.shape[0]):
+        for b in range(w.shape[1]):
+            _window(dxp, a, b, oh, ow, strides, dilations)[...] += (dy * w[a, b]).sum(axis=-1)
+    return dxp[:, pads[1][0]: pads[1][0] + h, pads[2][0]: pads[2][0] + wd, :]
+
+
+def depthwise_conv2d_backprop_filter(x, filter_shape, dy, strides=(1, 1), padding="VALID", dilations=(1, 1)):
+    """dw[a, b, c, m] = sum over n, i, j of xpad[n, i*sh + a*dh, j*sw + b*dw, c] * dy[n, i, j, c*M + m]."""
+    x = np.asarray(x, dtype=np.float64)
+    dy = np.asarray(dy, dtype=np.float64)
+    oh, ow, pads = _geometry(x.shape, filter_shape[:2], strides, padding, dilations)
+    xp = np.pad(x, pads)
+    dy = dy.reshape(*dy.shape[:3], *filter_shape[2:])
+    dw = np.zeros(filter_shape)
+    for a in range(filter_shape[0]):
+        for b in range(filter_shape[1]):
+            dw[a, b] = np.einsum("nhwc,nhwcm->cm", _window(xp, a, b, oh, ow, strides, dilations), dy)
+    return dw
