@@ -127,6 +127,9 @@ def affine_warp(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, cons
     cdef floating fill = <floating>cval
     if out.size == 0:
         return
+    if H == 0 or W == 0 or out.shape[0] != N or out.shape[3] != C or m.shape[0] != N:
+        raise ValueError(f"affine_warp: buffers do not fit: input {tuple(x.shape)[:4]}, output "
+                         f"{tuple(out.shape)[:4]}, {m.shape[0]} matrices")
     for task in prange(N * OH, nogil=True, schedule="static", num_threads=n_threads):
         n = task // OH
         i = task - n * OH

@@ -60,7 +60,8 @@ def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0, o
         'reflect' mirrors about the edge (d c b a | a b c d | d c b a), 'wrap' repeats the image
         with period (size - 1) so that its first and last rows (columns) coincide.
     cval : float
-        The fill value of 'constant'.
+        The fill value of 'constant', and of every output pixel when the input images have no
+        pixels (height or width 0), whatever the mode.
     output_shape : (height, width), optional
         The size of the output images (default: the input's), e.g. to resize.
 
@@ -103,7 +104,12 @@ def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0, o
         raise ValueError(f"{fn}: the matrices send pixels beyond the range of float64 (|entries| too large)")
     compute, result_dtype = float_dtypes(fn, x)
     src = np.ascontiguousarray(batch, dtype=compute)
-    out = np.empty((n, h, w, c), dtype=compute)
-    _warp.affine_warp(src, out, m, int(order), mode, cval, get_num_threads())
+    if src.shape[1] == 0 or src.shape[2] == 0:
+        # Every position lies outside an image without pixels: all of the output is fill
+        # (the kernel would read a pixel that does not exist).
+        out = np.full((n, h, w, c), cval, dtype=compute)
+    else:
+        out = np.empty((n, h, w, c), dtype=compute)
+        _warp.affine_warp(src, out, m, int(order), mode, cval, get_num_threads())
     shape = {4: (n, h, w, c), 3: (h, w, c), 2: (h, w)}[x.ndim]
     return out.reshape(shape).astype(result_dtype, copy=False)

@@ -347,3 +347,14 @@ def test_affine_transform_output_shape_resizes_as_scipy():
     np.testing.assert_allclose(out, expected, atol=1e-12)
     with pytest.raises(TypeError, match="output_shape must be two ints"):
         affine_transform(img, m, output_shape=(3.5, 2))
+
+
+@pytest.mark.parametrize("fill_mode", sorted(FILL_MODES))
+def test_images_without_pixels_warp_to_the_fill_value(fill_mode):
+    """An empty input image has no pixel to read: every output pixel is the fill (the kernel
+    used to read out of bounds and return uninitialised memory)."""
+    empty = np.zeros((2, 0, 5, 3), np.float32)
+    out = affine_transform(empty, np.eye(3), fill_mode=fill_mode, cval=7.0, output_shape=(4, 5))
+    assert out.shape == (2, 4, 5, 3) and out.dtype == np.float32
+    assert np.all(out == 7.0)
+    assert affine_transform(empty, np.eye(3), fill_mode=fill_mode).shape == (2, 0, 5, 3)
