@@ -245,6 +245,7 @@ def _all_layers():
         L.Concatenate(axis=1), L.Subtract(), L.Multiply(), L.Average(), L.Maximum(), L.Minimum(),
         L.ZeroPadding2D(((1, 2), (0, 3))), L.Cropping2D(1, data_format="channels_first"),
         L.UpSampling2D((2, 3), interpolation="bilinear"), L.Reshape((-1, 2)), L.Permute((2, 1)), L.RepeatVector(3),
+        L.GlobalMaxPooling2D(data_format="channels_first", keepdims=True),
     ]
 
 

@@ -1,5 +1,6 @@
 """Pooling layers on fastconv's kernels: a base class with ``MaxPooling2D`` and
-``AveragePooling2D`` as thin subclasses (as in Keras 3), and ``GlobalAveragePooling2D``.
+``AveragePooling2D`` as thin subclasses (as in Keras 3), and ``GlobalAveragePooling2D`` and
+``GlobalMaxPooling2D``.
 
 Max pooling in training keeps the argmax of each window (``max_pool_with_argmax``) so that the
 backward pass sends each gradient to its maximum without searching the windows again
@@ -21,7 +22,7 @@ from fastconv.keras.layers._arguments import (
 from fastconv.keras.layers.base import InputSpec, Layer
 
 __all__ = ["AveragePooling2D", "AvgPool2D", "BasePooling", "GlobalAveragePooling2D", "GlobalAvgPool2D",
-           "MaxPool2D", "MaxPooling2D"]
+           "GlobalMaxPool2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D"]
 
 
 class MaxPoolingCache(NamedTuple):
@@ -100,12 +101,13 @@ class AveragePooling2D(BasePooling):
         super().__init__(pool_size, strides, 2, "avg", padding, data_format, **kwargs)
 
 
-class GlobalAveragePooling2D(Layer):
-    """The mean over height and width of each channel: (batch, h, w, c) -> (batch, c)."""
+class _GlobalPooling2D(Layer):
+    """A reduction over height and width of each channel: (batch, h, w, c) -> (batch, c), or
+    (batch, 1, 1, c) with ``keepdims=True``."""
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = standardize_data_format(data_format, f'GlobalAveragePooling2D "{self.name}"')
+        self.data_format = standardize_data_format(data_format, f'{type(self).__name__} "{self.name}"')
         self.keepdims = bool(keepdims)
         self.input_spec = InputSpec(ndim=4)
         self._axes = spatial_axes(self.data_format)
@@ -115,6 +117,13 @@ class GlobalAveragePooling2D(Layer):
             return tuple(1 if i in self._axes else d for i, d in enumerate(input_shape))
         return tuple(d for i, d in enumerate(input_shape) if i not in self._axes)
 
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """The mean over height and width of each channel."""
+
     def forward(self, x, training=False):
         return np.mean(x, axis=self._axes, keepdims=self.keepdims), x.shape
 
@@ -123,11 +132,32 @@ class GlobalAveragePooling2D(Layer):
         g = grad if self.keepdims else np.expand_dims(grad, self._axes)
         return np.broadcast_to(g / (h * w), shape).astype(grad.dtype, copy=True), {}
 
-    def get_config(self):
-        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+class GlobalMaxPoolingCache(NamedTuple):
+    share: np.ndarray  # 1 / (number of maxima of the channel) at its maxima, 0 elsewhere
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """The maximum over height and width of each channel.  When several pixels hold the
+    maximum, the gradient is shared equally between them, as TensorFlow's gradient of
+    reduce_max."""
+
+    def call(self, x, training=False):
+        return np.max(x, axis=self._axes, keepdims=self.keepdims)
+
+    def forward(self, x, training=False):
+        top = np.max(x, axis=self._axes, keepdims=True)
+        at_max = (x == top).astype(x.dtype)
+        share = at_max / at_max.sum(axis=self._axes, keepdims=True)
+        return (top if self.keepdims else np.squeeze(top, self._axes)), GlobalMaxPoolingCache(share)
+
+    def backward(self, cache, grad, need_input_grad=True):
+        g = grad if self.keepdims else np.expand_dims(grad, self._axes)
+        return cache.share * g, {}
 
 
 # Keras's short names.
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
