@@ -179,16 +179,20 @@ class Model(Trainer, Layer):
         return (input_grads if self._multiple_inputs else input_grads[0]), weight_grads
 
     # ----------------------------------------------------------------------------- save & load
-    def save(self, filepath, overwrite=True):
-        """Save architecture, weights, compile arguments and optimizer state in one file (a zip of
-        JSON and .npz, fastconv's own format; loading it runs no code)."""
-        saving.save_model(self, filepath, overwrite=overwrite)
+    def save(self, filepath, overwrite=True, zipped=None):
+        """Save architecture, weights, compile arguments and optimizer state in one file, as
+        Keras does: ``.keras`` is Keras 3's format, ``.h5`` the legacy HDF5 one (both load in
+        Keras).  The file is replaced atomically (see fastconv.keras.saving)."""
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
 
     def save_weights(self, filepath, overwrite=True):
+        """``.weights.h5``: Keras 3's weights file; ``.h5``: tf.keras 2's legacy weights file."""
         saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath):
-        saving.load_weights(self, filepath)
+    def load_weights(self, filepath, skip_mismatch=False, by_name=False):
+        """Weights from a .weights.h5, .keras or legacy .h5 file (by order, or ``by_name`` for
+        legacy files); the whole file is checked before any weight changes."""
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
 
     def get_config(self):
         nodes = [n for n in self._graph.all_nodes]
@@ -348,11 +352,12 @@ class Sequential(Model):
 register_builtin_alias("Functional", Model)
 
 
-def load_model(filepath, custom_objects=None, compile=True):
-    """A model saved by ``model.save(filepath)``: architecture, weights and (with ``compile``) its
-    compile arguments and optimizer state.  The file is read as data only (JSON and .npz with
-    ``allow_pickle=False``): loading runs no code from it."""
-    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile)
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A model from a Keras file (``.keras`` of Keras 3, ``.h5`` of Keras 3 or tf.keras 2):
+    architecture, weights and (with ``compile``) its compile arguments and optimizer state.  The
+    file is read as data only: no code from it runs (a ``Lambda`` layer is refused unless
+    ``safe_mode=False``)."""
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 def model_from_json(json_string, custom_objects=None):

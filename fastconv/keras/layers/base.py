@@ -12,13 +12,84 @@ A layer computes in two ways:
 Called on a KerasTensor (``Input(...)`` or another layer's symbolic output), a layer builds its
 weights from the shape and returns a new KerasTensor: that is how Sequential and functional
 models record their graph of layers.
+
+A layer whose class defines ``call()`` but neither ``forward`` nor ``backward`` (a custom layer
+written with other layers and ``fastconv.keras.ops``, as Keras programs write them) gets its
+``forward``/``backward`` from a trace: its ``call()`` run once per input signature on symbolic
+tensors, which records a graph of layer and op calls (fastconv.keras.graph.trace_call).  The
+layers it holds as attributes (alone, or in lists, tuples and dicts) are tracked: their weights
+are the layer's weights, after its own, as in Keras.
 """
+import contextlib
+import contextvars
+import functools
+import inspect
+import math
+
 import numpy as np
 
 from fastconv.keras import backend
 
+# While fastconv.keras.saving builds a model from a file: [bytes the weights may still take].  A
+# configuration that asks for absurd sizes is refused here, before the allocation.
+weight_bytes_left = contextvars.ContextVar("weight_bytes_left", default=None)
 
-class Variable:
+
+def _op(name):
+    from fastconv.keras import ops  # ops builds on this module
+    return getattr(ops, name)
+
+
+def _binary(name, reflected=False):
+    def method(self, other):
+        return _op(name)(other, self) if reflected else _op(name)(self, other)
+    method.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return method
+
+
+class _TensorOperators:
+    """``+ - * / ** @``, negation, comparisons and NumPy's functions, through fastconv.keras.ops
+    (symbolic tensors and Variables compute like arrays; on a KerasTensor they record graph
+    nodes)."""
+
+    __add__, __radd__ = _binary("add"), _binary("add", True)
+    __sub__, __rsub__ = _binary("subtract"), _binary("subtract", True)
+    __mul__, __rmul__ = _binary("multiply"), _binary("multiply", True)
+    __truediv__, __rtruediv__ = _binary("divide"), _binary("divide", True)
+    __pow__, __rpow__ = _binary("power"), _binary("power", True)
+    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", True)
+    __gt__, __ge__ = _binary("greater"), _binary("greater_equal")
+    __lt__, __le__ = _binary("less"), _binary("less_equal")
+
+    def __neg__(self):
+        return _op("negative")(self)
+
+    def __abs__(self):
+        return _op("absolute")(self)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from fastconv.keras import ops
+        if not any(isinstance(v, KerasTensor) for v in inputs):
+            inputs = [v.value if isinstance(v, Variable) else v for v in inputs]
+            return getattr(ufunc, method)(*inputs, **kwargs)
+        return ops.numpy_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from fastconv.keras import ops
+        if not any(isinstance(v, KerasTensor) for v in _flat(args) + _flat(list(kwargs.values()))):
+            args = [np.asarray(v.value) if isinstance(v, Variable) else v for v in args]
+            return func(*args, **kwargs)
+        return ops.numpy_function(func, args, kwargs)
+
+
+def _flat(items):
+    out = []
+    for item in items:
+        out.extend(item if isinstance(item, (list, tuple)) else [item])
+    return out
+
+
+class Variable(_TensorOperators):
     """A weight of a layer: a NumPy array with a name, updated in place by the optimizers."""
 
     def __init__(self, value, name, trainable=True, path=None):
@@ -87,8 +158,13 @@ def _rank_hint(layer, shape, expected):
     return ""
 
 
-class KerasTensor:
-    """A symbolic tensor: a shape (``None`` for the batch) and the layer call that produces it."""
+class KerasTensor(_TensorOperators):
+    """A symbolic tensor: a shape (``None`` for the batch) and the layer call that produces it.
+
+    It has no values: operators, ``fastconv.keras.ops`` functions and the NumPy functions those
+    cover record graph nodes; anything that needs numbers (``np.asarray``, ``if x > 0:``) raises
+    a TypeError, which makes a custom layer's call() untraceable (see Layer.forward).
+    """
 
     def __init__(self, shape, dtype="float32", name=None):
         self.shape = tuple(None if d is None else int(d) for d in shape)
@@ -100,17 +176,65 @@ class KerasTensor:
     def ndim(self):
         return len(self.shape)
 
+    def __getitem__(self, key):
+        return _op("getitem")(self, key)
+
+    def _no_value(self, what):
+        raise TypeError(f"{what} of a symbolic tensor (shape {self.shape}): it has no values, only a shape. In a "
+                        "layer's call(), compute with fastconv.keras.ops (or operators) instead of NumPy on values")
+
+    def __array__(self, dtype=None, copy=None):
+        self._no_value("NumPy asked for the values")
+
+    def __bool__(self):
+        self._no_value("The truth value")
+
+    def __iter__(self):
+        self._no_value("Iteration over the rows")
+
+    def __len__(self):
+        self._no_value("The length")
+
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
-class Node:
-    """One call of a layer on symbolic tensors: its input tensors and output tensors."""
+# The traces of call() under way: per trace, the counts of op names given inside it.  A call()
+# traced by fastconv.keras is run eagerly by Keras, where its ops create no named objects, so
+# they must not take names ("add", "add_1", ...) from the global counters that name the layers.
+_traces_under_way = []
 
-    def __init__(self, layer, inputs, outputs):
+
+@contextlib.contextmanager
+def tracing():
+    _traces_under_way.append({})
+    try:
+        yield
+    finally:
+        _traces_under_way.pop()
+
+
+def operation_name(class_name):
+    """The name of a new op node: from the global counters (as Keras names the operations of a
+    functional model), or from the trace's own counters inside a traced call()."""
+    if not _traces_under_way:
+        return backend.auto_name(class_name)
+    counts = _traces_under_way[-1]
+    base = backend.to_snake_case(class_name)
+    n = counts.get(base, 0)
+    counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+class Node:
+    """One call of a layer on symbolic tensors: its input tensors, output tensors, and the
+    ``training`` flag the call was given (None: the flag of the pass that runs the graph)."""
+
+    def __init__(self, layer, inputs, outputs, training=None):
         self.layer = layer
         self.inputs = list(inputs)
         self.outputs = list(outputs)
+        self.training = training
         index = len(layer._inbound_nodes)
         layer._inbound_nodes.append(self)
         for i, t in enumerate(self.outputs):
@@ -141,18 +265,88 @@ def register_builtin_alias(name, cls):
     _BUILTIN_CLASSES[name] = cls
 
 
+# Attributes of a layer that hold its own bookkeeping, never sub-layers to track.
+_UNTRACKED_ATTRIBUTES = frozenset({"_inbound_nodes", "_weights", "_traces", "_auto_config"})
+
+# The `training` flag of the call()s running eagerly: a layer called inside another's call()
+# without `training=` inherits it, as in Keras.
+_training_of_running_calls = []
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts_argument(function, argument):
+    """Whether ``function`` (a call() method) takes ``argument`` by name (or **kwargs)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return argument in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def _is_builtin(cls):
+    return cls.__module__.startswith("fastconv.keras.")
+
+
+def _auto_config(cls, args, kwargs):
+    """The constructor arguments of a layer (defaults included) when they are all plain values,
+    else None: what Keras's get_config returns for a custom class that does not define one."""
+    try:
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    parameters = list(signature.parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in parameters):
+        return None
+    bound.apply_defaults()
+    values = dict(bound.arguments)
+    values.pop(next(iter(signature.parameters)))
+    for p in parameters:
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            values.update(values.pop(p.name, {}))
+        elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+            if values.pop(p.name, ()):
+                return None
+    values.pop("name", None)
+
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return all(plain(x) for x in v)
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and plain(x) for k, x in v.items())
+        return v is None or isinstance(v, (str, int, float, bool))
+
+    return values if plain(values) else None
+
+
+def _unique(items):
+    seen, out = set(), []
+    for item in items:
+        if id(item) not in seen:
+            seen.add(id(item))
+            out.append(item)
+    return out
+
+
 class Layer:
     """Base class of every layer (see the module docstring for the protocol)."""
 
     # Layers that consume a list of tensors (Add) set this.
     _multiple_inputs = False
+    # The nodes of traced ops (fastconv.keras.ops) set this.
+    _is_operation = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         # Register fastconv.keras's public classes, never a user's: as in Keras, a user's class
         # must be passed in custom_objects to be loaded.
-        if cls.__module__.startswith("fastconv.keras.") and not cls.__name__.startswith("_"):
+        if _is_builtin(cls) and not cls.__name__.startswith("_") and not cls._is_operation:
             _BUILTIN_CLASSES.setdefault(cls.__name__, cls)
+
+    def __new__(cls, *args, **kwargs):
+        instance = super().__new__(cls)
+        instance._auto_config = None if _is_builtin(cls) else _auto_config(cls, args, kwargs)
+        return instance
 
     def __init__(self, name=None, trainable=True, dtype=None, **kwargs):
         input_dim = kwargs.pop("input_dim", None)
@@ -171,34 +365,122 @@ class Layer:
         elif not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string without '/'. Received: name={name!r}")
         self.name = name
+        self._weights = []
+        self._inbound_nodes = []
         self.trainable = bool(trainable)
         self.dtype = _standardize_dtype(dtype, type(self).__name__)
         self.built = False
         self.input_spec = None
-        self._weights = []
-        self._inbound_nodes = []
+
+    # --------------------------------------------------------------------------- tracked layers
+    def _sublayers(self):
+        """The layers held as attributes (alone or in lists, tuples, dicts), in the order the
+        attributes were first set: what Keras's tracker records."""
+        found, seen = [], {id(self)}
+
+        def visit(value, depth):
+            if isinstance(value, Layer):
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    found.append(value)
+            elif depth < 4 and isinstance(value, (list, tuple)):
+                for item in value:
+                    visit(item, depth + 1)
+            elif depth < 4 and isinstance(value, dict):
+                for item in value.values():
+                    visit(item, depth + 1)
+
+        for key, value in vars(self).items():
+            if key not in _UNTRACKED_ATTRIBUTES:
+                visit(value, 0)
+        return found
+
+    @property
+    def trainable(self):
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freeze (False) or unfreeze the layer and every layer it tracks, as Keras does."""
+        self._trainable = bool(value)
+        for layer in self._sublayers():
+            layer.trainable = value
 
     # ----------------------------------------------------------------------------------- weights
-    def add_weight(self, shape, initializer, name, trainable=True):
-        value = np.ascontiguousarray(initializer(tuple(shape), self.dtype), dtype=self.dtype)
-        if value.shape != tuple(shape):
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
+                   regularizer=None, constraint=None, aggregation="none", overwrite_with_gradient=False, name=None):
+        """A new weight (Variable) of the layer, as Keras's ``add_weight``: ``shape`` (default
+        scalar), ``initializer`` (name or object; default glorot_uniform), ``dtype`` (default the
+        layer's), ``trainable``.  Positionally: shape, initializer, dtype."""
+        from fastconv.keras import initializers  # initializers build on the backend only; no cycle at use
+        where = f'Layer "{self.name}" ({type(self).__name__}): add_weight'
+        if len(args) > 3:
+            raise TypeError(f"{where} takes at most 3 positional arguments (shape, initializer, dtype) but "
+                            f"{len(args)} were given")
+        if args and isinstance(args[0], str):
+            raise ValueError(f"`name` must be passed as a keyword argument. Received: add_weight('{args[0]}', ...). "
+                             f"Use: add_weight(shape=..., name='{args[0]}').")
+        keywords = {"shape": shape, "initializer": initializer, "dtype": dtype}
+        for arg, value in zip(list(keywords), args):
+            if keywords[arg] is not None:
+                raise ValueError(f"`{arg}` was passed both positionally and as a keyword argument.")
+            keywords[arg] = value
+        shape, initializer, dtype = keywords.values()
+        if regularizer is not None or constraint is not None:
+            raise ValueError(f"{where}: regularizer and constraint are not supported by fastconv.keras. Received: "
+                             f"regularizer={regularizer!r}, constraint={constraint!r}")
+        if overwrite_with_gradient:
+            raise ValueError(f"{where}: overwrite_with_gradient=True is not supported by fastconv.keras")
+        shape = () if shape is None else _weight_shape(shape, where)
+        if dtype is not None:
+            try:
+                dtype = _standardize_dtype(dtype, where)
+            except ValueError:
+                raise ValueError(f"{where}: dtype must be 'float32' or 'float64'. Received: dtype={dtype!r}"
+                                 + (" (the weight's name goes in name=...)" if isinstance(dtype, str) else "")) from None
+        dtype = dtype or self.dtype
+        initializer = initializers.get("glorot_uniform" if initializer is None else initializer)
+        name = backend.auto_name("Variable") if name is None else name
+        left = weight_bytes_left.get()
+        if left is not None:
+            size = math.prod(shape) * np.dtype(dtype).itemsize
+            if size > left[0]:
+                raise ValueError(f'Layer "{self.name}": weight {name} of shape {shape} would take {size} bytes, '
+                                 f"more than the file being loaded holds ({left[0]} bytes left)")
+            left[0] -= size
+        value = np.ascontiguousarray(initializer(shape, dtype), dtype=dtype)
+        if value.shape != shape:
             raise ValueError(f'Layer "{self.name}": the initializer of weight {name} returned shape '
-                             f"{value.shape}, expected {tuple(shape)}")
-        variable = Variable(value, name, trainable, path=f"{self.name}/{name}")
-        self._weights.append(variable)
+                             f"{value.shape}, expected {shape}")
+        variable = Variable(value, name, bool(trainable), path=f"{self.name}/{name}")
+        # Keras keeps the trainable weights before the non-trainable ones.
+        position = len(self._weights) if not variable.trainable else next(
+            (i for i, w in enumerate(self._weights) if not w.trainable), len(self._weights))
+        self._weights.insert(position, variable)
         return variable
 
     @property
     def weights(self):
-        return list(self._weights)
+        """The layer's own weights (trainable first), then those of the layers it tracks."""
+        return _unique(self._weights + [w for layer in self._sublayers() for w in layer.weights])
 
     @property
     def trainable_weights(self):
-        return [w for w in self._weights if w.trainable] if self.trainable else []
+        if not self.trainable:
+            return []
+        return _unique([w for w in self._weights if w.trainable]
+                       + [w for layer in self._sublayers() for w in layer.trainable_weights])
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self._weights if not (w.trainable and self.trainable)]
+        if not self.trainable:
+            return self.weights
+        return _unique([w for w in self._weights if not w.trainable]
+                       + [w for layer in self._sublayers() for w in layer.non_trainable_weights])
+
+    def _differentiable_variables(self):
+        """The Variables a node of this layer computes gradients for (graph.Graph asks)."""
+        return self.trainable_weights
 
     @property
     def variables(self):
@@ -231,6 +513,9 @@ class Layer:
             variable.assign(value)
 
     def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer '{self.name}', but the layer isn't built. "
+                             "You can build it manually via: `layer.build(input_shape)`.")
         return int(sum(w.value.size for w in self.weights))
 
     # ---------------------------------------------------------------------------- build & shapes
@@ -238,12 +523,29 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        """The output shape for an input shape (None for the batch).  By default the layer is
-        run on zeros with a batch of one."""
+        """The output shape for an input shape (None for the batch).  A traced layer reads it
+        from its trace; otherwise the layer is run on zeros with a batch of one."""
         shapes = input_shape if self._multiple_inputs else [input_shape]
+        if self._traced_kind():
+            trace = self._trace(shapes, [self.dtype] * len(shapes), False)
+            if trace.graph is not None:
+                out = [t.shape for t in trace.graph.outputs]
+                return out if trace.many else out[0]
         zeros = [np.zeros(tuple(1 if d is None else d for d in s), dtype=self.dtype) for s in shapes]
-        out = self.call(zeros if self._multiple_inputs else zeros[0], training=False)
+        out = self._invoke_call(zeros if self._multiple_inputs else zeros[0], False)
+        if isinstance(out, (list, tuple)):
+            return [(None,) + tuple(np.shape(o)[1:]) for o in out]
         return (None,) + tuple(np.shape(out)[1:])
+
+    def _output_specs(self, shapes, dtypes, training):
+        """([(shape, dtype)] of the outputs, whether call() returns a list) of a symbolic call."""
+        if self._traced_kind() and type(self).compute_output_shape is Layer.compute_output_shape:
+            trace = self._trace(shapes, dtypes, training)
+            if trace.graph is not None:
+                return [(t.shape, t.dtype) for t in trace.graph.outputs], trace.many
+        out = self.compute_output_shape(shapes if self._multiple_inputs else shapes[0])
+        many = isinstance(out, list)
+        return [(s, self.dtype) for s in (out if many else [out])], many
 
     def _maybe_build(self, input_shape):
         if not self.built:
@@ -256,19 +558,48 @@ class Layer:
                 self.input_spec.check(self, shape, i)
 
     # --------------------------------------------------------------------------------- computing
-    def __call__(self, inputs, training=None):
+    @classmethod
+    def _traced_kind(cls):
+        """A class that defines call() but neither forward nor backward: trained through a trace
+        of its call()."""
+        return cls.forward is Layer.forward and cls.backward is Layer.backward and cls.call is not Layer.call
+
+    def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
+        if mask is not None:
+            raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): masks are not supported by fastconv.keras; '
+                             f"received mask={mask!r}")
+        if self._traced_kind() and not self._inbound_nodes and "_multiple_inputs" not in vars(self):
+            # A custom layer takes what its first call gives it: one tensor or a list.
+            self._multiple_inputs = isinstance(inputs, (list, tuple))
         if self._multiple_inputs and not isinstance(inputs, (list, tuple)):
             raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) takes a list of inputs. '
                              f"Received: {type(inputs).__name__}")
         if not self._multiple_inputs and isinstance(inputs, (list, tuple)) and is_symbolic(inputs):
             raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) takes one input, received a list of {len(inputs)}')
         if is_symbolic(inputs):
-            return self._call_symbolic(inputs)
+            if args or kwargs:
+                raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): arguments of call() other than the '
+                                 "inputs and training are not supported on symbolic tensors by fastconv.keras. "
+                                 f"Received: {len(args)} positional, keyword {sorted(kwargs)}")
+            return self._call_symbolic(inputs, training)
         arrays = [self._as_array(x) for x in inputs] if self._multiple_inputs else self._as_array(inputs)
         shapes = [a.shape for a in arrays] if self._multiple_inputs else arrays.shape
         self._maybe_build(shapes)
         self._check_input(shapes if self._multiple_inputs else [shapes])
-        return self.call(arrays, training=bool(training))
+        return self._invoke_call(arrays, training, *args, **kwargs)
+
+    def _invoke_call(self, inputs, training, *args, **kwargs):
+        """call(), given ``training`` only when its signature takes it (as Keras does); without
+        a flag of its own a call inherits the one of the call() running it."""
+        if training is None:
+            training = _training_of_running_calls[-1] if _training_of_running_calls else False
+        if _accepts_argument(type(self).call, "training"):
+            kwargs["training"] = bool(training)
+        _training_of_running_calls.append(bool(training))
+        try:
+            return self.call(inputs, *args, **kwargs)
+        finally:
+            _training_of_running_calls.pop()
 
     def _as_array(self, x):
         if isinstance(x, KerasTensor):
@@ -279,7 +610,7 @@ class Layer:
                             f"{arr.dtype} with shape {arr.shape}")
         return arr.astype(self.dtype, copy=False)
 
-    def _call_symbolic(self, inputs):
+    def _call_symbolic(self, inputs, training=None):
         tensors = list(inputs) if self._multiple_inputs else [inputs]
         for t in tensors:
             if not isinstance(t, KerasTensor):
@@ -288,10 +619,10 @@ class Layer:
         shapes = [t.shape for t in tensors] if self._multiple_inputs else tensors[0].shape
         self._maybe_build(shapes)
         self._check_input(shapes if self._multiple_inputs else [shapes])
-        out_shape = self.compute_output_shape(shapes)
-        many = isinstance(out_shape, list)
-        outputs = [KerasTensor(s, self.dtype) for s in (out_shape if many else [out_shape])]
-        Node(self, tensors, outputs)
+        specs, many = self._output_specs([t.shape for t in tensors], [t.dtype for t in tensors],
+                                         bool(training) if training is not None else False)
+        outputs = [KerasTensor(s, d) for s, d in specs]
+        Node(self, tensors, outputs, training=None if training is None else bool(training))
         return outputs if many else outputs[0]
 
     def call(self, inputs, training=False):
@@ -301,15 +632,48 @@ class Layer:
         return self.forward(inputs, training)[0]
 
     def forward(self, inputs, training=False):
-        """(outputs, cache): the forward pass and what :meth:`backward` needs."""
-        return self.call(inputs, training), None
+        """(outputs, cache): the forward pass and what :meth:`backward` needs.  A traced layer
+        runs its trace for this input signature, keeping the tape."""
+        if not self._traced_kind():
+            return self._invoke_call(inputs, training), None
+        arrays = list(inputs) if self._multiple_inputs else [inputs]
+        trace = self._trace([a.shape for a in arrays], [a.dtype for a in arrays], training)
+        if trace.graph is None:
+            return self._invoke_call(inputs, training), trace
+        outputs, tape, _ = trace.graph.run(arrays, training=training, record=True)
+        return (outputs if trace.many else outputs[0]), tape
 
     def backward(self, cache, grad, need_input_grad=True):
         """(gradient of the input(s), {variable: gradient}) from the gradient of the output."""
-        raise NotImplementedError(
-            f'Layer "{self.name}" ({type(self).__name__}) has no backward(): fastconv.keras computes '
-            "gradients layer by layer, so a layer used in training must define forward(inputs, training) "
-            "-> (outputs, cache) and backward(cache, grad, need_input_grad) -> (input_grad, {variable: grad})")
+        if not self._traced_kind():
+            raise NotImplementedError(
+                f'Layer "{self.name}" ({type(self).__name__}) has no backward(): fastconv.keras computes '
+                "gradients layer by layer, so a layer used in training must define forward(inputs, training) "
+                "-> (outputs, cache) and backward(cache, grad, need_input_grad) -> (input_grad, {variable: grad})")
+        if getattr(cache, "graph", None) is None:  # an untraceable call(): it ran eagerly
+            if not need_input_grad and not self.trainable_weights:
+                return None, {}
+            raise ValueError(
+                f'Layer "{self.name}" ({type(self).__name__}) cannot be trained: fastconv.keras could not trace its '
+                f"call() on symbolic tensors ({type(cache.error).__name__}: {cache.error}), so it has no gradient for "
+                "it. Write call() with fastconv.keras layers and fastconv.keras.ops (or operators) on its inputs, or "
+                "give the layer forward(inputs, training) -> (outputs, cache) and backward(cache, grad, "
+                "need_input_grad) -> (input_grad, {variable: grad}).")
+        many = len(cache.graph.outputs) > 1
+        input_grads, weight_grads = cache.graph.backprop(cache, grad if many else [grad],
+                                                         inputs_need_grad=need_input_grad)
+        return (input_grads if self._multiple_inputs else input_grads[0]), weight_grads
+
+    def _trace(self, shapes, dtypes, training):
+        """The trace of call() for these input shapes (the batch size left open), dtypes and
+        ``training`` (when call() takes it): a graph.TracedCall, made once."""
+        from fastconv.keras.graph import trace_call
+        key = (tuple((None,) + tuple(s)[1:] for s in shapes), tuple(str(np.dtype(d)) for d in dtypes),
+               bool(training) if _accepts_argument(type(self).call, "training") else None)
+        traces = self.__dict__.setdefault("_traces", {})
+        if key not in traces:
+            traces[key] = trace_call(self, key[0], key[1], bool(training))
+        return traces[key]
 
     # ------------------------------------------------------------------------------- graph access
     def _node_attribute(self, attr):
@@ -333,14 +697,42 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._input_shape_arg is not None:
             config["input_shape"] = self._input_shape_arg
-        return config
+        return {**self._automatic_config(Layer), **config}
+
+    def _automatic_config(self, base):
+        """For a user's class that does not define get_config (``base`` is the class whose
+        get_config it inherits): its constructor arguments, as Keras's automatic config."""
+        if _is_builtin(type(self)) or type(self).get_config is not base.get_config:
+            return {}
+        if self._auto_config is None:
+            raise NotImplementedError(
+                f"Object {type(self).__name__} was created by passing non-serializable argument values in "
+                "`__init__()`, and therefore the object must override `get_config()` in order to be serializable. "
+                "Please implement `get_config()`.")
+        return dict(self._auto_config)
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        parameters = inspect.signature(cls.__init__).parameters
+        takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        if not takes_kwargs:
+            # A custom __init__ without **kwargs takes only its own arguments (Keras drops name).
+            config = {k: v for k, v in config.items() if k in parameters}
         return cls(**config)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _weight_shape(shape, where):
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        shape = (shape,)
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"{where}: shape must be a tuple of non-negative ints (fully defined). Received: shape={shape!r}")
+    return tuple(int(d) for d in shape)
 
 
 def _standardize_dtype(dtype, owner):

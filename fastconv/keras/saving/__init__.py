@@ -1,0 +1,97 @@
+"""Saving and loading models and weights in Keras's own files, safely.
+
+- ``model.save("m.keras")``: Keras 3's native format (keras_format): a zip of metadata.json,
+  config.json and model.weights.h5, which Keras 3 loads;
+- ``model.save("m.h5")``: Keras's legacy HDF5 model file (legacy_h5);
+- ``save_weights("w.weights.h5")``: Keras 3's weights file; ``save_weights("w.h5")``: the legacy
+  HDF5 weights file of tf.keras 2 (what Keras's Applications weights are).
+
+Loading goes by the file's content (a zip or HDF5), not its name, and reads Keras 3 and
+tf.keras 2 files, and fastconv's earlier zip format.  Every save writes a temporary file next to
+the target and renames it over the target once complete (atomic): a crash leaves the previous
+file.  Every load validates the whole file before it assigns anything (a bad file leaves the
+model as it was), bounds sizes before reading or allocating, runs no code from the file, and
+reports a broken file as a ValueError naming the file and the entry.
+
+The pieces: safe_zip and safe_h5 (reading untrusted containers), config_translation (fastconv
+configurations <-> Keras's), keras_format, legacy_h5 and atomic (writing in place).  h5py is
+imported only when a Keras file is read or written.
+"""
+import os
+
+from fastconv.keras.saving import keras_format, legacy_h5
+from fastconv.keras.saving.atomic import check_overwrite
+from fastconv.keras.saving.safe_h5 import SafeH5, is_hdf5
+from fastconv.keras.saving.safe_zip import is_zip
+
+
+def _path(filepath, what):
+    try:
+        return os.fspath(filepath)
+    except TypeError:
+        raise TypeError(f"{what}: filepath must be a str or os.PathLike; received {type(filepath).__name__}") from None
+
+
+def save_model(model, filepath, overwrite=True, zipped=None):
+    filepath = _path(filepath, "save")
+    if zipped is not None and zipped is not True:
+        raise ValueError("save: zipped=False (an unzipped folder) is not implemented in fastconv.keras")
+    check_overwrite(filepath, overwrite)
+    if filepath.endswith(".keras"):
+        keras_format.save_model(model, filepath)
+    elif filepath.endswith((".h5", ".hdf5")):
+        legacy_h5.save_model(model, filepath)
+    else:
+        raise ValueError("Invalid filepath extension for saving. Please add either a `.keras` extension for the native "
+                         f"Keras format (recommended) or a `.h5` extension. Received: filepath={filepath}")
+
+
+def save_weights(model, filepath, overwrite=True):
+    filepath = _path(filepath, "save_weights")
+    check_overwrite(filepath, overwrite)
+    if filepath.endswith(".weights.h5"):
+        keras_format.save_weights(model, filepath)
+    elif filepath.endswith((".h5", ".hdf5")):
+        legacy_h5.save_weights(model, filepath)
+    else:
+        raise ValueError("The filename must end in `.weights.h5` (Keras 3's weights file) or `.h5` (the legacy HDF5 "
+                         f"weights file of tf.keras 2). Received: filepath={filepath}")
+
+
+def _open_kind(filepath, what):
+    if not os.path.isfile(filepath):
+        raise FileNotFoundError(f"{what}: no file at {filepath}")
+    if is_zip(filepath):
+        return "zip"
+    if is_hdf5(filepath):
+        return "hdf5"
+    raise ValueError(f"{what}: {filepath} is neither a Keras model file (.keras, a zip) nor an HDF5 file (.h5)")
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    filepath = _path(filepath, "load_model")
+    kind = _open_kind(filepath, "load_model")
+    if kind == "zip":
+        return keras_format.load_model(filepath, custom_objects, compile, safe_mode)
+    return legacy_h5.load_model(filepath, custom_objects, compile, safe_mode)
+
+
+def load_weights(model, filepath, skip_mismatch=False, by_name=False):
+    filepath = _path(filepath, "load_weights")
+    kind = _open_kind(filepath, "load_weights")
+    if kind == "zip":
+        if by_name:
+            raise ValueError("load_weights: by_name=True is only supported for legacy '.h5' weights files")
+        keras_format.load_weights_from_zip(model, filepath, skip_mismatch)
+        return
+    with SafeH5(filepath, filepath) as h5:
+        path = legacy_h5.is_legacy_weights(h5)
+    if path is None:
+        if by_name:
+            raise ValueError(f"load_weights: {filepath} is a Keras 3 weights file (.weights.h5); by_name=True is only "
+                             "supported for legacy '.h5' weights files")
+        keras_format.load_weights(model, filepath, filepath, skip_mismatch)
+        return
+    with SafeH5(filepath, filepath) as h5:
+        plan = legacy_h5.read_weights(h5, path, model, by_name=by_name, skip_mismatch=skip_mismatch)
+    keras_format.assign(plan)
