@@ -8,9 +8,55 @@ arrays, dropping each intermediate array as soon as its last reader is done; wit
 sums the gradients of tensors read by several nodes (a residual connection), frees each cache
 once used, and asks a layer for the gradient of its input only when something before it has
 weights to train.
+
+``trace_call`` records the call() of a custom layer or a subclassed model the same way: run on
+symbolic inputs, its layer calls and ops (fastconv.keras.ops) become the nodes of a Graph.
 """
-from fastconv.keras.layers.base import KerasTensor
+from typing import NamedTuple, Optional
+
+from fastconv.keras.layers.base import KerasTensor, tracing
 from fastconv.keras.layers.core import InputLayer
+
+
+class Tape(list):
+    """What ``Graph.run(record=True)`` keeps: (node, cache) per node, and the graph it ran."""
+
+    def __init__(self, graph):
+        super().__init__()
+        self.graph = graph
+
+
+class TracedCall(NamedTuple):
+    """call() traced for one input signature: its graph, whether it returns a list, and (for a
+    call() that could not be traced) the error, with ``graph`` None."""
+    graph: Optional["Graph"]
+    many: bool = False
+    error: Optional[Exception] = None
+
+
+def trace_call(layer, shapes, dtypes, training, strict=False):
+    """Run ``layer.call`` on symbolic inputs of ``shapes`` (batch None) and ``dtypes``.
+
+    An error raised by call() on symbolic tensors (NumPy asked for values, an unsupported
+    operation...) gives a TracedCall without graph (or is raised, with ``strict``).
+    """
+    inputs = [InputLayer(batch_shape=shape, dtype=dtype if dtype in ("float32", "float64") else layer.dtype,
+                         name=f"{layer.name}_input" + (f"_{i}" if len(shapes) > 1 else "")).output
+              for i, (shape, dtype) in enumerate(zip(shapes, dtypes))]
+    try:
+        with tracing():
+            out = layer._invoke_call(inputs if layer._multiple_inputs else inputs[0], training)
+        many = isinstance(out, (list, tuple))
+        outputs = list(out) if many else [out]
+        for t in outputs:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f'the call() of layer "{layer.name}" ({type(layer).__name__}) returned '
+                                f"{type(t).__name__}, not a tensor computed from its inputs")
+        return TracedCall(Graph(inputs, outputs, layer.name), many)
+    except Exception as exc:  # noqa: BLE001 -- any failure of call() on symbolic tensors
+        if strict:
+            raise
+        return TracedCall(None, error=exc)
 
 
 def _producer(tensor):
@@ -58,6 +104,23 @@ class Graph:
                 self.readers[id(t)] = self.readers.get(id(t), 0) + 1
         self.output_nodes = [_producer(t) for t in self.outputs]
 
+    def output_shapes(self, input_shapes):
+        """The shapes of the outputs for inputs of ``input_shapes``, each layer's output shape
+        computed from its inputs' (a model built for (None, None, 3) images, given 32x32 ones,
+        says what its outputs are at that size)."""
+        shapes = {id(t): tuple(s) for t, s in zip(self.inputs, input_shapes)}
+        for node in self.nodes:
+            ins = [shapes[id(t)] for t in node.inputs]
+            if node.layer._is_operation:
+                specs = [(s, t.dtype) for s, t in zip(ins, node.inputs)]
+                out = [node.layer.output_spec(_operand_specs(node.layer, specs))[0]]
+            else:
+                out = node.layer.compute_output_shape(ins if node.layer._multiple_inputs else ins[0])
+                out = out if isinstance(out, list) else [out]
+            for t, s in zip(node.outputs, out):
+                shapes[id(t)] = tuple(s)
+        return [shapes[id(t)] for t in self.outputs]
+
     @property
     def layers(self):
         """The layers in the order of their first call (input layers included)."""
@@ -76,7 +139,7 @@ class Graph:
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         pending = dict(self.readers)
         keep = {id(t) for t in self.outputs}
-        tape = [] if record else None
+        tape = Tape(self) if record else None
         logits = {}
         for node in self.nodes:
             layer = node.layer
@@ -86,18 +149,19 @@ class Graph:
                 if pending[id(t)] == 0 and id(t) not in keep:
                     del values[id(t)]
             x = args if layer._multiple_inputs else args[0]
+            node_training = training if node.training is None else node.training
             try:
                 layer._check_input([a.shape for a in args])
                 wants_cache = record or (want_logits and getattr(layer, "produces_logits", False)
                                          and node in self.output_nodes)
                 if wants_cache:
-                    y, cache = layer.forward(x, training)
+                    y, cache = layer.forward(x, node_training)
                     if record:
                         tape.append((node, cache))
                     if want_logits and getattr(layer, "produces_logits", False):
                         logits[id(node)] = layer.logits(cache)
                 else:
-                    y = layer.call(x, training)
+                    y = layer._invoke_call(x, node_training)
             except ValueError as exc:
                 # Say which model and which data the failing layer was part of (once, not at
                 # every level of nested models).
@@ -120,7 +184,7 @@ class Graph:
         an input whose gradient is asked for)."""
         needed = {id(t) for t in self.inputs} if inputs_need_grad else set()
         for node in self.nodes:
-            if node.layer.trainable_weights or any(id(t) in needed for t in node.inputs):
+            if node.layer._differentiable_variables() or any(id(t) in needed for t in node.inputs):
                 needed.update(id(t) for t in node.outputs)
         return needed
 
@@ -158,3 +222,10 @@ class Graph:
                     if id(t) in needed and d is not None:
                         grads[id(t)] = grads[id(t)] + d if id(t) in grads else d
         return [grads.get(id(t)) for t in self.inputs], weight_grads
+
+
+def _operand_specs(op, tensor_specs):
+    """The (shape, dtype) of every operand of an op node, its tensors' given by ``tensor_specs``."""
+    from fastconv.keras.ops import operand_spec
+    specs = iter(tensor_specs)
+    return [next(specs) if v is None else operand_spec(v) for v in op._operands]

@@ -420,6 +420,9 @@ class Layer:
         if args and isinstance(args[0], str):
             raise ValueError(f"`name` must be passed as a keyword argument. Received: add_weight('{args[0]}', ...). "
                              f"Use: add_weight(shape=..., name='{args[0]}').")
+        if len(args) == 3 and name is None and isinstance(args[2], str) and not _names_a_dtype(args[2]):
+            # fastconv's built-in layers write add_weight(shape, initializer, "kernel").
+            args, name = args[:2], args[2]
         keywords = {"shape": shape, "initializer": initializer, "dtype": dtype}
         for arg, value in zip(list(keywords), args):
             if keywords[arg] is not None:
@@ -723,6 +726,14 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _names_a_dtype(text):
+    try:
+        np.dtype(text)
+    except TypeError:
+        return False
+    return True
 
 
 def _weight_shape(shape, where):
