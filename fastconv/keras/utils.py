@@ -1,5 +1,6 @@
 """Utilities, as ``keras.utils``: set_random_seed, to_categorical, plot_model, Sequence /
-PyDataset (batches delivered by an object), Progbar, get_file (fastconv.keras.file_utils)."""
+PyDataset (batches delivered by an object), Progbar, get_file (fastconv.keras.file_utils),
+image_dataset_from_directory (fastconv.keras.image_dataset)."""
 import math
 import os
 import random
@@ -270,3 +271,4 @@ def _node_label(node, show_shapes, show_dtype, show_layer_names, show_activation
 
 
 from fastconv.keras.file_utils import get_file  # noqa: E402  (file_utils imports Progbar from here)
+from fastconv.keras.image_dataset import image_dataset_from_directory  # noqa: E402
