@@ -22,7 +22,13 @@ from fastconv.keras.layers._arguments import (
 )
 from fastconv.keras.layers.base import InputSpec, Layer
 
-__all__ = ["BaseConv", "Conv2D"]
+__all__ = ["BaseConv", "BaseDepthwiseConv", "BaseSeparableConv", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"]
+from fastconv.keras.layers._depthwise_conv import (
+    BaseDepthwiseConv,
+    BaseSeparableConv,
+    DepthwiseConv2D,
+    SeparableConv2D,
+)
 from fastconv.keras.layers._with_activation import WithActivation
 
 
