@@ -1,9 +1,12 @@
-"""Convolution kernels: forward, input gradient and filter gradient, direct and im2col.
+"""Convolution kernels: forward, input gradient and filter gradient; direct, im2col and Winograd.
 
 Private module: fastconv/conv.py validates every argument, normalises layouts to C-contiguous
-NHWC, computes the output geometry and allocates the outputs; these kernels only compute, with
-the GIL released, and trust the shapes they are given (bounds checks are off for that reason; a
-``FASTCONV_DEBUG=1`` build turns them back on).
+NHWC, chooses the algorithm and builds a :class:`KernelPlan` (the typed ``conv_plan`` of
+fastconv/_conv.pxd: geometry, algorithm, micro-kernel, buffer sizes, threads).  The kernels take
+the plan, check the shape of every buffer against it (a ``ValueError`` otherwise) and then only
+compute, with the GIL released, without bounds checks (a ``FASTCONV_DEBUG=1`` build turns them
+back on).  A plan is built once and used for any number of calls: the packing of the filters
+(:func:`pack_panels`, :func:`pack_winograd_filters`) is a step of its own.
 
 Every kernel is a loop of calls to one register-tiled micro-kernel (fastconv/_kernels/tile.h)::
 
@@ -17,16 +20,20 @@ kernel                 rows r of C (broadcast from A)      columns j (from B)   
 direct (fwd, dX)       destination pixels of one row        output channels       taps x channels
 im2col forward         pixels, from a packed patch matrix   output channels       kh * kw * Cin
 im2col input grad      pixels of dY; then col2im            kh * kw * Cin         Cout
+Winograd (fwd, dX)     2x2 tiles, per position xi of 16     output channels       channels
 direct filter grad     input channels of one tap            output channels       pixels of a row
 im2col filter grad     kh * kw * Cin (patch matrix)         output channels       pixels
 =====================  ==================================  ====================  ===============
 
 B is always a packed panel: ``nr`` columns contiguous per reduction step, padded with zeros to a
-multiple of ``nr`` (see :func:`pack_panels`).  Work is split over OpenMP threads in blocks that do
-not depend on the number of threads, and each output element is summed by one thread in a fixed
-order, so results are bitwise identical for any thread count.
+multiple of ``nr``; ``nr`` comes from one table, ``fc_select_kernel`` (tile.h), called once when
+the plan is built.  Work is split into the plan's tasks, which do not depend on the number of
+threads, by one skeleton (:func:`run_tasks`: per-thread workspace, ``prange``), and each output
+element is summed by one thread in a fixed order, so results are bitwise identical for any
+thread count.
 
-Geometry.  Along one spatial axis a destination index d and a tap t read the source index
+Geometry of the direct kernel.  Along one spatial axis a destination index d and a tap t read
+the source index
 
     s = (d * up + off0 + t * tstep) / down,  valid when the division is exact and 0 <= s < src.
 
@@ -34,31 +41,44 @@ Forward convolution: up = stride, down = 1, off0 = -pad_before, tstep = dilation
 Input gradient (a transposed convolution, gathered): up = 1, down = stride, off0 = pad_before,
 tstep = -dilation, i.e. dX[i] collects dY[o] for every o with o * stride + t * dilation - pad = i.
 """
-cimport cython
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange
 from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from fastconv._omp cimport omp_get_thread_num
+from fastconv._slices cimport MAX_SLICES, PARTIALS_BYTES
 from fastconv._tile cimport fc_kernel, fc_select_kernel
 
-# Working set of one packed patch block (im2col): a few hundred KiB, so that it stays in the L2
-# cache of a core while every block of output channels is multiplied with it.
+cdef extern from "winograd.h" nogil:
+    ctypedef struct fc_wino_transforms:
+        int (*input_f)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
+                       float *, ptrdiff_t) noexcept nogil
+        int (*input_d)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *,
+                       double *, ptrdiff_t) noexcept nogil
+        void (*output_f)(const float *, ptrdiff_t, ptrdiff_t, const float *, int, float *, ptrdiff_t, ptrdiff_t,
+                         ptrdiff_t, ptrdiff_t, float *) noexcept nogil
+        void (*output_d)(const double *, ptrdiff_t, ptrdiff_t, const double *, int, double *, ptrdiff_t,
+                         ptrdiff_t, ptrdiff_t, ptrdiff_t, double *) noexcept nogil
+    fc_wino_transforms fc_select_wino()
+
 cdef enum:
+    # Working set of one packed patch block (im2col): a few hundred KiB, so that it stays in the L2
+    # cache of a core while every block of output channels is multiplied with it.
     IM2COL_BLOCK_BYTES = 196608
+    # Working set of one block of Winograd tiles (their 16 transformed inputs and 16 products):
+    # about half the L2 cache of a core.
+    WINOGRAD_BLOCK_BYTES = 262144
+    # Each thread's workspace starts on its own cache line (no false sharing between threads).
+    CACHE_LINE = 64
+
+PASSES = {"forward": PASS_FORWARD, "input_gradient": PASS_INPUT_GRADIENT,
+          "filter_gradient": PASS_FILTER_GRADIENT}
+ALGORITHMS = {"direct": ALGORITHM_DIRECT, "im2col": ALGORITHM_IM2COL, "winograd": ALGORITHM_WINOGRAD}
 
 
-cdef struct Axis:
-    ptrdiff_t dst      # destination extent
-    ptrdiff_t src      # source extent
-    ptrdiff_t taps     # filter extent
-    ptrdiff_t up       # see the module docstring: s = (d * up + off0 + t * tstep) / down
-    ptrdiff_t down
-    ptrdiff_t off0
-    ptrdiff_t tstep
-
+# -- small arithmetic --------------------------------------------------------------------------------
 
 cdef inline ptrdiff_t floor_div(ptrdiff_t a, ptrdiff_t b) noexcept nogil:
     """Floor division for b > 0 and any sign of a (C division truncates toward zero)."""
@@ -72,184 +92,503 @@ cdef inline ptrdiff_t ceil_div(ptrdiff_t a, ptrdiff_t b) noexcept nogil:
     return -floor_div(-a, b)
 
 
-def kernel_shape(int itemsize, int n_cols):
-    """(mr, nr): tile rows and packed panel width of the micro-kernel used for ``n_cols`` columns."""
-    cdef fc_kernel k = fc_select_kernel(itemsize, n_cols)
-    return k.mr, k.nr
+cdef inline ptrdiff_t smaller(ptrdiff_t a, ptrdiff_t b) noexcept nogil:
+    return a if a < b else b
 
 
-def pack_panels(const floating[:, :, :] src, floating[::1] out, int nr):
-    """Pack ``src[t, k, j]`` (any strides) into panels ``out[jb, t, k, 0:nr]``, zero padded.
+cdef inline int panel_cols(ptrdiff_t n_cols, ptrdiff_t panel, ptrdiff_t nr) noexcept nogil:
+    """The columns of panel ``panel`` that are real (the last panel may be partial)."""
+    return <int>smaller(n_cols - panel * nr, nr)
 
-    ``out`` has ``ceil(J / nr) * T * K * nr`` elements; column ``j`` lands in panel ``j // nr``.
+
+cdef inline ptrdiff_t patch_block_rows(ptrdiff_t K, ptrdiff_t mr, size_t itemsize) noexcept nogil:
+    """Rows of the patch matrix per block: a multiple of mr within IM2COL_BLOCK_BYTES (at least mr)."""
+    cdef ptrdiff_t rows = IM2COL_BLOCK_BYTES // (K * <ptrdiff_t>itemsize) if K > 0 else mr
+    rows = (rows // mr) * mr
+    return rows if rows > mr else mr
+
+
+# -- the plan ------------------------------------------------------------------------------------------
+
+cdef class KernelPlan:
+    """The typed plan of one pass of a convolution (``conv_plan`` in fastconv/_conv.pxd).
+
+    Parameters
+    ----------
+    pass_ : 'forward', 'input_gradient' or 'filter_gradient'
+    algorithm : 'direct', 'im2col' or 'winograd' (forward and input gradient only)
+    itemsize : 4 (float32) or 8 (float64)
+    input_nhwc, output_nhwc : the forward convolution's input (N, H, W, C) and output (N, OH, OW, K)
+    filter_hw, strides, dilations, pads : (KH, KW), (sh, sw), (dh, dw), (top, left)
+    n_threads : threads of every call
+
+    Everything else is derived here, once: the micro-kernel and its panel width ``nr``, the
+    sizes of the packed filters, of the padded bias and of each thread's workspace, the tasks,
+    the slices of the filter gradient.
     """
-    cdef ptrdiff_t T = src.shape[0], K = src.shape[1], J = src.shape[2]
-    cdef ptrdiff_t nblocks = (J + nr - 1) // nr
-    cdef ptrdiff_t jb, t, k, j, col
+
+    def __init__(self, str pass_, str algorithm, int itemsize, input_nhwc, output_nhwc, filter_hw,
+                 strides, dilations, pads, int n_threads):
+        if pass_ not in PASSES:
+            raise ValueError(f"KernelPlan: pass_ must be one of {tuple(PASSES)}. Received: pass_={pass_!r}")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"KernelPlan: algorithm must be one of {tuple(ALGORITHMS)}. "
+                             f"Received: algorithm={algorithm!r}")
+        if itemsize not in (4, 8):
+            raise ValueError(f"KernelPlan: itemsize must be 4 or 8. Received: itemsize={itemsize}")
+        if n_threads < 1:
+            raise ValueError(f"KernelPlan: n_threads must be positive. Received: n_threads={n_threads}")
+        cdef conv_plan *p = &self.c
+        p.N, p.H, p.W, p.C = input_nhwc
+        n_out, p.OH, p.OW, p.K = output_nhwc
+        p.KH, p.KW = filter_hw
+        p.sh, p.sw = strides
+        p.dh, p.dw = dilations
+        p.pt, p.pl = pads
+        if n_out != p.N or min(p.N, p.H, p.W, p.C, p.OH, p.OW, p.K) < 0 or min(p.KH, p.KW, p.sh, p.sw, p.dh, p.dw) < 1:
+            raise ValueError(f"KernelPlan: no convolution has input {tuple(input_nhwc)}, output "
+                             f"{tuple(output_nhwc)}, filters {tuple(filter_hw)}, strides {tuple(strides)}, "
+                             f"dilations {tuple(dilations)}")
+        p.pass_ = PASSES[pass_]
+        p.algorithm = ALGORITHMS[algorithm]
+        if p.algorithm == ALGORITHM_WINOGRAD and (
+                p.pass_ == PASS_FILTER_GRADIENT or (p.KH, p.KW, p.sh, p.sw, p.dh, p.dw) != (3, 3, 1, 1, 1, 1)
+                or (p.pass_ == PASS_INPUT_GRADIENT and max(p.pt, p.pl) > 2)):
+            raise ValueError("KernelPlan: Winograd computes the forward pass and the input gradient (padding at "
+                             "most 2) of 3x3 filters at stride 1 without dilation")
+        p.itemsize = itemsize
+        p.n_threads = n_threads
+        p.taps = p.KH * p.KW
+        derive_sizes(p)
+
+    @property
+    def pass_(self):
+        return next(name for name, value in PASSES.items() if value == self.c.pass_)
+
+    @property
+    def algorithm(self):
+        return next(name for name, value in ALGORITHMS.items() if value == self.c.algorithm)
+
+    @property
+    def itemsize(self):
+        return self.c.itemsize
+
+    @property
+    def nr(self):
+        """Columns of one packed panel."""
+        return self.c.kernel.nr
+
+    @property
+    def mr(self):
+        """Rows of one tile of the micro-kernel."""
+        return self.c.kernel.mr
+
+    @property
+    def packed_size(self):
+        """Elements of the packed filters (0: the filter gradient reads no packed filters)."""
+        return self.c.packed_size
+
+    @property
+    def bias_size(self):
+        """Elements of the bias padded to whole panels (0: the pass takes no bias)."""
+        return self.c.bias_size
+
+    @property
+    def workspace_bytes(self):
+        """Scratch memory of each thread, allocated by every call."""
+        return self.c.workspace_bytes
+
+    @property
+    def n_tasks(self):
+        return self.c.n_tasks
+
+    @property
+    def slices(self):
+        """Partial sums of the filter gradient (the rows of its ``partials`` buffer)."""
+        return self.c.slices
+
+    @property
+    def n_threads(self):
+        return self.c.n_threads
+
+    def __repr__(self):
+        cdef conv_plan *p = &self.c
+        return (f"KernelPlan({self.pass_}, {self.algorithm}, float{8 * p.itemsize}, input "
+                f"{(p.N, p.H, p.W, p.C)}, output {(p.N, p.OH, p.OW, p.K)}, filters {(p.KH, p.KW)}, strides "
+                f"{(p.sh, p.sw)}, dilations {(p.dh, p.dw)}, pads {(p.pt, p.pl)}, nr={p.kernel.nr}, "
+                f"threads={p.n_threads})")
+
+
+cdef void derive_sizes(conv_plan *p) noexcept:
+    """The micro-kernel, buffer sizes and tasks of a plan whose geometry and algorithm are set."""
+    cdef ptrdiff_t reduction = p.taps * p.C     # columns of the forward's patch matrix
+    cdef ptrdiff_t src_channels, dst_channels, tiles, denominator, per_thread, panel_len
+    if p.pass_ == PASS_INPUT_GRADIENT and p.algorithm == ALGORITHM_IM2COL:
+        p.n_cols = reduction
+    elif p.pass_ == PASS_INPUT_GRADIENT:
+        p.n_cols = p.C
+    else:
+        p.n_cols = p.K
+    p.kernel = fc_select_kernel(p.itemsize, <int>p.n_cols)
+    cdef ptrdiff_t nr = p.kernel.nr, mr = p.kernel.mr
+    p.n_panels = ceil_div(p.n_cols, nr)
+    p.bias_size = p.n_panels * nr if p.pass_ == PASS_FORWARD else 0
+    p.block_rows = 0
+    p.slices = 0
+    if p.pass_ == PASS_FILTER_GRADIENT:
+        p.packed_size = 0
+        p.block_rows = patch_block_rows(reduction, mr, p.itemsize)
+        p.slices = filter_grad_slices(p.N * p.OH, reduction * p.K, p.itemsize)
+        p.n_tasks = p.slices
+        # A packed dY panel (a block of pixels, or one output row) and, for im2col, the patches.
+        panel_len = (p.block_rows if p.algorithm == ALGORITHM_IM2COL else p.OW) * nr
+        per_thread = (panel_len + (p.block_rows * reduction if p.algorithm == ALGORITHM_IM2COL else 0)) * p.itemsize
+    elif p.algorithm == ALGORITHM_DIRECT:
+        # Panels [jb, taps, reduction channels, 0:nr] over the destination channels.
+        p.packed_size = p.n_panels * p.taps * (p.C if p.pass_ == PASS_FORWARD else p.K) * nr
+        p.n_tasks = p.N * (p.OH if p.pass_ == PASS_FORWARD else p.H)
+        # Lists of taps: vertical, horizontal, and their products (offsets into A and B).
+        per_thread = (2 * p.KH + 2 * p.KW + 2 * p.taps) * <ptrdiff_t>sizeof(ptrdiff_t)
+    elif p.algorithm == ALGORITHM_IM2COL:
+        p.block_rows = patch_block_rows(reduction, mr, p.itemsize)
+        if p.pass_ == PASS_FORWARD:
+            p.packed_size = p.n_panels * reduction * nr      # [jb, (kh, kw, c), 0:nr]
+            p.n_tasks = ceil_div(p.N * p.OH * p.OW, p.block_rows)
+        else:
+            p.packed_size = p.n_panels * p.K * nr            # [kb over (kh, kw, c), K, 0:nr]
+            p.n_tasks = p.N                                  # col2im: one image per task
+        per_thread = p.block_rows * reduction * p.itemsize   # a block of patch rows
+    else:
+        src_channels = p.C if p.pass_ == PASS_FORWARD else p.K
+        dst_channels = p.K if p.pass_ == PASS_FORWARD else p.C
+        p.packed_size = p.n_panels * 16 * src_channels * nr      # [jb, xi, src channel, 0:nr]
+        denominator = 16 * (src_channels + dst_channels) * p.itemsize
+        p.block_rows = WINOGRAD_BLOCK_BYTES // denominator if denominator > 0 else mr
+        p.block_rows = (p.block_rows // mr) * mr if p.block_rows >= mr else mr
+        if p.pass_ == PASS_FORWARD:
+            tiles = p.N * ceil_div(p.OH, 2) * ceil_div(p.OW, 2)
+        else:
+            tiles = p.N * ceil_div(p.H, 2) * ceil_div(p.W, 2)
+        p.n_tasks = ceil_div(tiles, p.block_rows)
+        # V (16 tiles x src channels), M (16 tiles x dst channels), a sink row for the outputs
+        # past the edge and a row of zeros (the padding, and the bias when there is none).
+        per_thread = (16 * p.block_rows * (src_channels + dst_channels) + dst_channels
+                      + (src_channels if src_channels > dst_channels else dst_channels)) * p.itemsize
+    p.workspace_bytes = ceil_div(per_thread if per_thread > 0 else 1, CACHE_LINE) * CACHE_LINE
+
+
+cdef ptrdiff_t filter_grad_slices(ptrdiff_t n_rows, ptrdiff_t filter_size, int itemsize) noexcept:
+    """How many partial sums the filter gradient uses for ``n_rows`` output rows."""
+    cdef ptrdiff_t by_memory = PARTIALS_BYTES // (filter_size * itemsize) if filter_size > 0 else MAX_SLICES
+    cdef ptrdiff_t slices = smaller(MAX_SLICES, n_rows)
+    slices = smaller(slices, by_memory)
+    return slices if slices > 1 else 1
+
+
+# -- buffer checks ------------------------------------------------------------------------------------
+
+cdef int check_plan(const conv_plan *p, str kernel, int itemsize, bint gradient) except -1:
+    if itemsize != p.itemsize:
+        raise TypeError(f"fastconv._conv.{kernel}: buffers of float{8 * itemsize} for a plan of float{8 * p.itemsize}")
+    if gradient != (p.pass_ == PASS_FILTER_GRADIENT):
+        raise ValueError(f"fastconv._conv.{kernel}: the plan is for the "
+                         f"{('forward', 'input gradient', 'filter gradient')[p.pass_]}")
+    return 0
+
+
+cdef int check_shape(str kernel, str name, const Py_ssize_t *shape, int ndim, tuple expected) except -1:
+    actual = tuple([shape[i] for i in range(ndim)])
+    if actual != expected:
+        raise ValueError(f"fastconv._conv.{kernel}: {name} has shape {actual}; the plan needs {expected}")
+    return 0
+
+
+cdef tuple image_shape(const conv_plan *p, bint forward_input):
+    return (p.N, p.H, p.W, p.C) if forward_input else (p.N, p.OH, p.OW, p.K)
+
+
+# -- the skeleton of every kernel ----------------------------------------------------------------------
+
+cdef struct conv_task:
+    # What the tasks of one kernel call read and write (pointers to floating, as void).
+    const conv_plan *plan
+    const void *src          # the pass's input image: x (forward, filter gradient) or dY
+    const void *grad         # dY of the filter gradient
+    const void *packed       # packed filters
+    const void *bias         # padded bias, or NULL
+    void *dst                # the pass's output (for the filter gradient: its partial sums)
+    bint relu
+    ptrdiff_t src_h, src_w, src_c, dst_h, dst_w, dst_c    # the pass's images
+    ptrdiff_t pad_top, pad_left                           # Winograd's padding of src
+
+
+cdef ptrdiff_t run_tasks(ptrdiff_t (*task_fn)(const conv_task *, ptrdiff_t, floating *) noexcept nogil,
+                         const conv_task *task) except -1:
+    """Run ``task_fn(task, i, workspace)`` for the plan's tasks i, in parallel, and return the
+    sum of their results.
+
+    The tasks are split statically over ``plan.n_threads`` threads; each thread has its own
+    ``plan.workspace_bytes`` of scratch memory, allocated here for the call.
+    """
+    cdef const conv_plan *p = task.plan
+    cdef ptrdiff_t per_thread = p.workspace_bytes // <ptrdiff_t>sizeof(floating)
+    cdef ptrdiff_t i, total = 0
+    cdef floating *workspace = <floating *> malloc(p.workspace_bytes * p.n_threads)
+    if workspace == NULL:
+        raise MemoryError(f"fastconv: no memory for {p.n_threads} x {p.workspace_bytes} bytes of convolution "
+                          f"workspace")
+    try:
+        for i in prange(p.n_tasks, nogil=True, schedule="static", num_threads=p.n_threads):
+            total += task_fn(task, i, workspace + omp_get_thread_num() * per_thread)
+    finally:
+        free(workspace)
+    return total
+
+
+cdef inline void tiles_of_rows(const fc_kernel *kern, ptrdiff_t rows, int n_taps, const ptrdiff_t *a_off,
+                               const ptrdiff_t *b_off, ptrdiff_t kc, const floating *a, ptrdiff_t a_row_stride,
+                               ptrdiff_t a_step_stride, const floating *b, floating *c, ptrdiff_t c_row_stride,
+                               int n_cols, int accumulate, const floating *bias, bint relu) noexcept nogil:
+    """C[rows x n_cols] (=|+=) A B for one panel B, in tiles of mr rows (the last may be short)."""
+    cdef ptrdiff_t r0 = 0, m
+    while r0 < rows:
+        m = smaller(rows - r0, kern.mr)
+        kern.fn(<int>m, n_taps, a_off, b_off, <int>kc, a + r0 * a_row_stride, a_row_stride, a_step_stride, b,
+                c + r0 * c_row_stride, c_row_stride, n_cols, accumulate, bias, relu)
+        r0 += m
+
+
+# -- packing the filters -----------------------------------------------------------------------------
+
+def pack_panels(KernelPlan plan, const floating[:, :, :] src not None, floating[::1] out not None):
+    """Pack ``src[t, k, j]`` (any strides) into the plan's panels ``out[jb, t, k, 0:nr]``, zero padded.
+
+    ``src`` is the filters as the pass reads them: (1, KH*KW*C, K) for the forward (W itself),
+    (KH*KW, K, C) for the direct input gradient and (1, K, KH*KW*C) for the im2col one (W^T);
+    column ``j`` lands in panel ``j // nr``.
+    """
+    cdef const conv_plan *p = &plan.c
+    check_plan(p, "pack_panels", sizeof(floating), False)
+    if p.algorithm == ALGORITHM_WINOGRAD:
+        raise ValueError("fastconv._conv.pack_panels: a Winograd plan packs with pack_winograd_filters")
+    cdef tuple expected
+    if p.pass_ == PASS_FORWARD:
+        expected = (1, p.taps * p.C, p.K)
+    elif p.algorithm == ALGORITHM_DIRECT:
+        expected = (p.taps, p.K, p.C)
+    else:
+        expected = (1, p.K, p.taps * p.C)
+    check_shape("pack_panels", "src", src.shape, 3, expected)
+    check_shape("pack_panels", "out", out.shape, 1, (p.packed_size,))
+    cdef ptrdiff_t n_taps = src.shape[0], n_steps = src.shape[1], n_cols = src.shape[2], nr = p.kernel.nr
+    cdef ptrdiff_t panel, tap, step, j, col
     cdef floating *dst
     with nogil:
-        for jb in range(nblocks):
-            for t in range(T):
-                for k in range(K):
-                    dst = &out[((jb * T + t) * K + k) * nr]
+        for panel in range(p.n_panels):
+            for tap in range(n_taps):
+                for step in range(n_steps):
+                    dst = &out[((panel * n_taps + tap) * n_steps + step) * nr]
                     for j in range(nr):
-                        col = jb * nr + j
-                        dst[j] = src[t, k, col] if col < J else 0
+                        col = panel * nr + j
+                        dst[j] = src[tap, step, col] if col < n_cols else 0
 
 
-cdef inline int vertical_taps(const Axis *ax, ptrdiff_t y, ptrdiff_t *tap, ptrdiff_t *srow) noexcept nogil:
-    """The taps of ``ax`` that read a valid source index for destination ``y``; returns their count."""
-    cdef ptrdiff_t t, num
-    cdef int n = 0
-    for t in range(ax.taps):
-        num = y * ax.up + ax.off0 + t * ax.tstep
-        if num >= 0 and num % ax.down == 0 and num / ax.down < ax.src:
-            tap[n] = t
-            srow[n] = num / ax.down
-            n += 1
-    return n
+cdef inline void winograd_row(double g0, double g1, double g2, double *u) noexcept nogil:
+    """u = G (g0, g1, g2): the rows of G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]."""
+    u[0] = g0
+    u[1] = 0.5 * (g0 + g1 + g2)
+    u[2] = 0.5 * (g0 - g1 + g2)
+    u[3] = g2
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def direct(const floating[:, :, :, ::1] src, const floating[::1] packed,
-           floating[:, :, :, ::1] dst, tuple geom_h, tuple geom_w,
-           const floating[::1] bias, bint relu, int n_threads):
-    """Direct convolution of ``src`` (N, Hs, Ws, Cs) into ``dst`` (N, Hd, Wd, Cd), NHWC.
+def pack_winograd_filters(KernelPlan plan, const floating[:, :, :, :] w not None, floating[::1] out not None):
+    """The Winograd filter transform, packed for a Winograd plan.
 
-    ``packed`` holds the filters as panels ``[jb, th, tw, cs, 0:nr]`` (see :func:`pack_panels`),
-    ``geom_h`` and ``geom_w`` the (up, down, off0, tstep) of each axis (module docstring).
-    ``bias`` (padded to a multiple of nr, or None) and ``relu`` form the epilogue.
-
-    Each destination row is one task.  In a row, the columns fall into ``down`` phase classes
-    (one when down == 1); in a class, column x0 + j * down reads source column base_t + j * up
-    for each valid tap t, so an interior run of j where every tap is in range is cut into tiles
-    of ``mr`` pixels, and the few border columns are done one by one with only their valid taps
-    (the padding contributes nothing; the summation order of the taps is the same everywhere).
+    ``w`` is (3, 3, src channels, dst channels), any strides: the filters for the forward, the
+    flipped and transposed ones ``w[::-1, ::-1].transpose(0, 1, 3, 2)`` for the input gradient.
+    For each filter g = w[:, :, c, k], U = G g G^T (4x4, computed in double and rounded once)
+    goes to the micro-kernel's panels ``out[jb, xi, c, 0:nr]`` with xi = 4 i + j and
+    k = jb nr + column; the columns past the last channel are zero.
     """
-    cdef Axis ah, aw
-    ah.dst, ah.src, ah.taps = dst.shape[1], src.shape[1], geom_h[0]
-    ah.up, ah.down, ah.off0, ah.tstep = geom_h[1], geom_h[2], geom_h[3], geom_h[4]
-    aw.dst, aw.src, aw.taps = dst.shape[2], src.shape[2], geom_w[0]
-    aw.up, aw.down, aw.off0, aw.tstep = geom_w[1], geom_w[2], geom_w[3], geom_w[4]
+    cdef const conv_plan *p = &plan.c
+    check_plan(p, "pack_winograd_filters", sizeof(floating), False)
+    if p.algorithm != ALGORITHM_WINOGRAD:
+        raise ValueError("fastconv._conv.pack_winograd_filters: the plan is not a Winograd plan")
+    cdef ptrdiff_t src_channels = p.C if p.pass_ == PASS_FORWARD else p.K
+    cdef ptrdiff_t dst_channels = p.K if p.pass_ == PASS_FORWARD else p.C
+    check_shape("pack_winograd_filters", "w", w.shape, 4, (3, 3, src_channels, dst_channels))
+    check_shape("pack_winograd_filters", "out", out.shape, 1, (p.packed_size,))
+    cdef ptrdiff_t nr = p.kernel.nr
+    cdef ptrdiff_t c, k, panel, col, a, i, j
+    cdef double gt[3][4]    # gt[a] = G g[a, :]: the rows of g G^T
+    cdef double u[4]
+    with nogil:
+        memset(&out[0], 0, out.shape[0] * sizeof(floating))
+        for c in range(src_channels):
+            for k in range(dst_channels):
+                panel = k // nr
+                col = k - panel * nr
+                for a in range(3):
+                    winograd_row(w[a, 0, c, k], w[a, 1, c, k], w[a, 2, c, k], gt[a])
+                for j in range(4):
+                    winograd_row(gt[0][j], gt[1][j], gt[2][j], u)       # column j of G (g G^T)
+                    for i in range(4):
+                        out[((panel * 16 + 4 * i + j) * src_channels + c) * nr + col] = <floating> u[i]
 
-    cdef ptrdiff_t N = src.shape[0], cs = src.shape[3], cd = dst.shape[3]
-    cdef fc_kernel kern = fc_select_kernel(sizeof(floating), <int>cd)
-    cdef ptrdiff_t nr = kern.nr, mr = kern.mr
-    cdef ptrdiff_t nblocks = (cd + nr - 1) // nr
-    cdef ptrdiff_t block_size = ah.taps * aw.taps * cs * nr
-    cdef ptrdiff_t ntaps_max = ah.taps * aw.taps
-    cdef const floating *bias_ptr = &bias[0] if bias is not None else NULL
-    cdef const floating *src_base = &src[0, 0, 0, 0]
-    cdef floating *dst_base = &dst[0, 0, 0, 0]
-    cdef const floating *wp = &packed[0]
 
-    cdef ptrdiff_t row, n, y, x0, ncls, J, j, jlo, jhi, jb, i, h, m, nv, nh, nt, num0, base, lo, hi, s, kc
+# -- direct convolution (forward and input gradient) -----------------------------------------------
+
+cdef struct Axis:
+    ptrdiff_t dst      # destination extent
+    ptrdiff_t src      # source extent
+    ptrdiff_t taps     # filter extent
+    ptrdiff_t up       # see the module docstring: s = (d * up + off0 + t * tstep) / down
+    ptrdiff_t down
+    ptrdiff_t off0
+    ptrdiff_t tstep
+
+
+cdef inline Axis direct_axis(const conv_plan *p, bint vertical) noexcept nogil:
+    """The geometry of one spatial axis of the direct kernel for the plan's pass."""
+    cdef Axis ax
+    cdef bint forward = p.pass_ == PASS_FORWARD
+    ax.taps = p.KH if vertical else p.KW
+    ax.dst = (p.OH if vertical else p.OW) if forward else (p.H if vertical else p.W)
+    ax.src = (p.H if vertical else p.W) if forward else (p.OH if vertical else p.OW)
+    cdef ptrdiff_t stride = p.sh if vertical else p.sw
+    cdef ptrdiff_t dilation = p.dh if vertical else p.dw
+    cdef ptrdiff_t pad = p.pt if vertical else p.pl
+    ax.up = stride if forward else 1
+    ax.down = 1 if forward else stride
+    ax.off0 = -pad if forward else pad
+    ax.tstep = dilation if forward else -dilation
+    return ax
+
+
+cdef inline int valid_taps(const Axis *ax, ptrdiff_t d, ptrdiff_t *tap, ptrdiff_t *src) noexcept nogil:
+    """The taps of ``ax`` that read a valid source index for destination ``d``; returns their count."""
+    cdef ptrdiff_t t, num
+    cdef int count = 0
+    for t in range(ax.taps):
+        num = d * ax.up + ax.off0 + t * ax.tstep
+        if num >= 0 and num % ax.down == 0 and num / ax.down < ax.src:
+            tap[count] = t
+            src[count] = num / ax.down
+            count += 1
+    return count
+
+
+cdef ptrdiff_t direct_row(const conv_task *task, ptrdiff_t row, floating *workspace) noexcept nogil:
+    """Destination row ``row`` (image n, row y) of the direct convolution.
+
+    In a row, the columns fall into ``down`` phase classes (one when down == 1); in a class,
+    column x0 + j * down reads source column base_t + j * up for each valid tap t, so an
+    interior run of j where every tap is in range is cut into tiles of ``mr`` pixels, and the
+    few border columns are done one by one with only their valid taps (the padding contributes
+    nothing; the summation order of the taps is the same everywhere).
+    """
+    cdef const conv_plan *p = task.plan
+    cdef fc_kernel kern = p.kernel
+    cdef ptrdiff_t nr = kern.nr
+    cdef Axis rows = direct_axis(p, True)
+    cdef Axis cols = direct_axis(p, False)
+    cdef ptrdiff_t src_c = task.src_c, dst_c = task.dst_c
+    cdef ptrdiff_t panel_size = rows.taps * cols.taps * src_c * nr
+    cdef const floating *packed = <const floating *> task.packed
+    cdef const floating *bias = <const floating *> task.bias
+    cdef const floating *bias_panel
+    # This thread's tap lists (the workspace is aligned for ptrdiff_t: see derive_sizes).
+    cdef ptrdiff_t *row_tap = <ptrdiff_t *> workspace
+    cdef ptrdiff_t *row_src = row_tap + rows.taps
+    cdef ptrdiff_t *col_tap = row_src + rows.taps
+    cdef ptrdiff_t *col_base = col_tap + cols.taps
+    cdef ptrdiff_t *a_off = col_base + cols.taps
+    cdef ptrdiff_t *b_off = a_off + rows.taps * cols.taps
+    cdef ptrdiff_t image = row // rows.dst
+    cdef ptrdiff_t y = row - image * rows.dst
+    cdef const floating *src_image = <const floating *> task.src + image * rows.src * cols.src * src_c
+    cdef floating *dst_row = <floating *> task.dst + row * cols.dst * dst_c
+    cdef ptrdiff_t n_row_taps = valid_taps(&rows, y, row_tap, row_src)
+    cdef ptrdiff_t n_phases = smaller(cols.down, cols.dst)
+    cdef ptrdiff_t phase, n_in_phase, lo, hi, interior_lo, interior_hi, n_col_taps, n_taps, first, base
+    cdef ptrdiff_t i, h, j, s, panel, reduction_steps
     cdef bint merged
-    cdef ptrdiff_t *vtap
-    cdef ptrdiff_t *vsrc
-    cdef ptrdiff_t *htap
-    cdef ptrdiff_t *hbase
-    cdef ptrdiff_t *a_off
-    cdef ptrdiff_t *b_off
-    cdef const floating *src_img
-    cdef floating *dst_row
-    cdef const floating *bias_blk
+    for phase in range(n_phases):
+        n_in_phase = (cols.dst - phase + cols.down - 1) // cols.down
+        # Horizontal taps of this phase class and the interior run [interior_lo, interior_hi).
+        n_col_taps = 0
+        interior_lo = 0
+        interior_hi = n_in_phase
+        for h in range(cols.taps):
+            first = phase * cols.up + cols.off0 + h * cols.tstep
+            base = floor_div(first, cols.down)
+            if base * cols.down != first:
+                continue
+            col_tap[n_col_taps] = h
+            col_base[n_col_taps] = base
+            n_col_taps += 1
+            lo = ceil_div(-base, cols.up)
+            hi = floor_div(cols.src - 1 - base, cols.up) + 1
+            if lo > interior_lo:
+                interior_lo = lo
+            if hi < interior_hi:
+                interior_hi = hi
+        interior_lo = smaller(interior_lo, n_in_phase)
+        if interior_hi < interior_lo:
+            interior_hi = interior_lo
+        # Interior: all taps, tiles of mr pixels.  When the horizontal taps are all there and
+        # read consecutive source columns (dilation 1, forward), one pixel's KW taps are one
+        # contiguous run of KW * src_c values, like the packed filters of a row of taps: they
+        # merge into one tap of KW * src_c steps (same summation order, far fewer, longer inner
+        # loops for thin inputs).
+        merged = cols.tstep == 1 and cols.down == 1 and n_col_taps == cols.taps
+        reduction_steps = cols.taps * src_c if merged else src_c
+        n_taps = 0
+        for i in range(n_row_taps):
+            for h in range(1 if merged else n_col_taps):
+                a_off[n_taps] = (row_src[i] * cols.src + col_base[h]) * src_c
+                b_off[n_taps] = (row_tap[i] * cols.taps + col_tap[h]) * src_c * nr
+                n_taps += 1
+        for panel in range(p.n_panels):
+            bias_panel = bias + panel * nr if bias != NULL else NULL
+            tiles_of_rows(&kern, interior_hi - interior_lo, <int>n_taps, a_off, b_off, reduction_steps,
+                          src_image + interior_lo * cols.up * src_c, cols.up * src_c, 1, packed + panel * panel_size,
+                          dst_row + (phase + interior_lo * cols.down) * dst_c + panel * nr, cols.down * dst_c,
+                          panel_cols(dst_c, panel, nr), 0, bias_panel, task.relu)
+        # Border columns, one by one, with the taps that stay inside the source.
+        for j in range(n_in_phase):
+            if j >= interior_lo and j < interior_hi:
+                continue
+            n_taps = 0
+            for i in range(n_row_taps):
+                for h in range(n_col_taps):
+                    s = col_base[h] + j * cols.up
+                    if s >= 0 and s < cols.src:
+                        a_off[n_taps] = (row_src[i] * cols.src + s) * src_c
+                        b_off[n_taps] = (row_tap[i] * cols.taps + col_tap[h]) * src_c * nr
+                        n_taps += 1
+            for panel in range(p.n_panels):
+                bias_panel = bias + panel * nr if bias != NULL else NULL
+                kern.fn(1, <int>n_taps, a_off, b_off, <int>src_c, src_image, 0, 1, packed + panel * panel_size,
+                        dst_row + (phase + j * cols.down) * dst_c + panel * nr, 0,
+                        panel_cols(dst_c, panel, nr), 0, bias_panel, task.relu)
+    return 0
 
-    if N == 0 or ah.dst == 0 or aw.dst == 0 or cd == 0:
-        return
-    # Per-thread lists of taps: vertical, horizontal, and their products (offsets into A and B).
-    cdef ptrdiff_t per_thread = 2 * ah.taps + 2 * aw.taps + 2 * ntaps_max
-    cdef ptrdiff_t *scratch = <ptrdiff_t *> malloc(sizeof(ptrdiff_t) * per_thread * n_threads)
-    if scratch == NULL:
-        raise MemoryError("fastconv: no memory for the tap lists of the direct convolution")
-    try:
-        for row in prange(N * ah.dst, nogil=True, schedule="static", num_threads=n_threads):
-            vtap = scratch + omp_get_thread_num() * per_thread
-            vsrc = vtap + ah.taps
-            htap = vsrc + ah.taps
-            hbase = htap + aw.taps
-            a_off = hbase + aw.taps
-            b_off = a_off + ntaps_max
-            n = row // ah.dst
-            y = row % ah.dst
-            src_img = src_base + n * ah.src * aw.src * cs
-            dst_row = dst_base + row * aw.dst * cd
-            nv = vertical_taps(&ah, y, vtap, vsrc)
-            ncls = aw.down if aw.down < aw.dst else aw.dst
-            for x0 in range(ncls):
-                J = (aw.dst - x0 + aw.down - 1) // aw.down
-                # Horizontal taps of this phase class and the interior run [jlo, jhi).
-                nh = 0
-                jlo = 0
-                jhi = J
-                for h in range(aw.taps):
-                    num0 = x0 * aw.up + aw.off0 + h * aw.tstep
-                    base = floor_div(num0, aw.down)
-                    if base * aw.down != num0:
-                        continue
-                    htap[nh] = h
-                    hbase[nh] = base
-                    nh = nh + 1
-                    lo = ceil_div(-base, aw.up)
-                    hi = floor_div(aw.src - 1 - base, aw.up) + 1
-                    if lo > jlo:
-                        jlo = lo
-                    if hi < jhi:
-                        jhi = hi
-                if jlo > J:
-                    jlo = J
-                if jhi < jlo:
-                    jhi = jlo
-                # Interior: all nv * nh taps, tiles of mr pixels.  When the horizontal taps are
-                # all there and read consecutive source columns (dilation 1, forward), one
-                # pixel's KW taps are one contiguous run of KW * cs values, like the packed
-                # filters of a row of taps: they merge into one tap of KW * cs steps (same
-                # summation order, far fewer, longer inner loops for thin inputs).
-                merged = aw.tstep == 1 and aw.down == 1 and nh == aw.taps
-                kc = aw.taps * cs if merged else cs
-                nt = 0
-                for i in range(nv):
-                    for h in range(1 if merged else nh):
-                        a_off[nt] = (vsrc[i] * aw.src + hbase[h]) * cs
-                        b_off[nt] = (vtap[i] * aw.taps + htap[h]) * cs * nr
-                        nt = nt + 1
-                for jb in range(nblocks):
-                    bias_blk = bias_ptr + jb * nr if bias_ptr != NULL else NULL
-                    j = jlo
-                    while j < jhi:
-                        m = jhi - j if jhi - j < mr else mr
-                        kern.fn(<int>m, <int>nt, a_off, b_off, <int>kc,
-                                src_img + j * aw.up * cs, aw.up * cs, 1, wp + jb * block_size,
-                                dst_row + (x0 + j * aw.down) * cd + jb * nr, aw.down * cd,
-                                <int>(cd - jb * nr if cd - jb * nr < nr else nr), 0, bias_blk, relu)
-                        j = j + m
-                # Border columns, one by one, with the taps that stay inside the source.
-                for j in range(J):
-                    if j >= jlo and j < jhi:
-                        continue
-                    nt = 0
-                    for i in range(nv):
-                        for h in range(nh):
-                            s = hbase[h] + j * aw.up
-                            if s >= 0 and s < aw.src:
-                                a_off[nt] = (vsrc[i] * aw.src + s) * cs
-                                b_off[nt] = (vtap[i] * aw.taps + htap[h]) * cs * nr
-                                nt = nt + 1
-                    for jb in range(nblocks):
-                        bias_blk = bias_ptr + jb * nr if bias_ptr != NULL else NULL
-                        kern.fn(1, <int>nt, a_off, b_off, <int>cs, src_img, 0, 1, wp + jb * block_size,
-                                dst_row + (x0 + j * aw.down) * cd + jb * nr, 0,
-                                <int>(cd - jb * nr if cd - jb * nr < nr else nr), 0, bias_blk, relu)
-    finally:
-        free(scratch)
 
+# -- im2col (forward and input gradient) ----------------------------------------------------------------
 
 cdef struct Patches:
     # The patch (im2col) matrix of a forward convolution: row p = (n, oh, ow) of the output,
     # column k = (kh, kw, c) of the filter, value src[n, oh*sh + kh*dh - pt, ow*sw + kw*dw - pl, c]
     # or 0 where that falls in the padding.
     ptrdiff_t H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl
+
+
+cdef inline Patches plan_patches(const conv_plan *p) noexcept nogil:
+    cdef Patches g
+    g.H, g.W, g.C, g.OH, g.OW, g.KH, g.KW = p.H, p.W, p.C, p.OH, p.OW, p.KH, p.KW
+    g.sh, g.sw, g.dh, g.dw, g.pt, g.pl = p.sh, p.sw, p.dh, p.dw, p.pt, p.pl
+    return g
 
 
 cdef inline void pack_patch_rows(const Patches *g, const floating *src, ptrdiff_t p0, ptrdiff_t count,
@@ -259,13 +598,13 @@ cdef inline void pack_patch_rows(const Patches *g, const floating *src, ptrdiff_
     cdef ptrdiff_t H = g.H, W = g.W, C = g.C, OH = g.OH, OW = g.OW, KH = g.KH, KW = g.KW
     cdef ptrdiff_t sh = g.sh, sw = g.sw, dh = g.dh, dw = g.dw, pt = g.pt, pl = g.pl
     cdef ptrdiff_t row_len = KW * C
-    cdef ptrdiff_t p, kh, kw, ih, iw, iw0, c
+    cdef ptrdiff_t pixel, kh, kw, ih, iw, iw0, c
     cdef ptrdiff_t n = p0 // (OH * OW)
     cdef ptrdiff_t oh = (p0 - n * OH * OW) // OW
     cdef ptrdiff_t ow = p0 - (n * OH + oh) * OW
     cdef floating *seg = buf
     cdef const floating *srow
-    for p in range(count):
+    for pixel in range(count):
         # seg walks the patch row of pixel (n, oh, ow): KH runs of KW * C values.
         iw0 = ow * sw - pl
         for kh in range(KH):
@@ -298,415 +637,323 @@ cdef inline void pack_patch_rows(const Patches *g, const floating *src, ptrdiff_
                 n += 1
 
 
-cdef Patches make_patches(ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t OH, ptrdiff_t OW, tuple geom):
-    """The patch matrix of an (H, W, C) image convolved to (OH, OW); geom = (KH, KW, sh, sw, dh, dw, pt, pl)."""
-    cdef Patches g
-    g.H, g.W, g.C, g.OH, g.OW = H, W, C, OH, OW
-    g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl = geom
-    return g
+cdef ptrdiff_t im2col_forward_block(const conv_task *task, ptrdiff_t block, floating *patches) noexcept nogil:
+    """Forward convolution of one block of output pixels as patch matrix x packed filters.
 
-
-cdef inline ptrdiff_t patch_block_rows(ptrdiff_t K, ptrdiff_t mr, size_t itemsize) noexcept nogil:
-    """Rows of the patch matrix per block: a multiple of mr within IM2COL_BLOCK_BYTES (at least mr)."""
-    cdef ptrdiff_t rows = IM2COL_BLOCK_BYTES // (K * <ptrdiff_t>itemsize) if K > 0 else mr
-    rows = (rows // mr) * mr
-    return rows if rows > mr else mr
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def im2col_forward(const floating[:, :, :, ::1] src, const floating[::1] packed,
-                   floating[:, :, :, ::1] dst, tuple geom, const floating[::1] bias, bint relu,
-                   int n_threads):
-    """Forward convolution as patch matrix x packed filters, one block of patch rows at a time.
-
-    ``geom`` is (KH, KW, sh, sw, dh, dw, pt, pl); ``packed`` the filters as panels
-    ``[jb, k, 0:nr]`` with k = (kh, kw, c).  The output pixels of the whole batch, flattened, are
-    cut into blocks of ``rows`` pixels (a fixed size, not per thread); each block's patch rows
-    are packed into a per-thread buffer (bounded by IM2COL_BLOCK_BYTES, whatever the batch) and
-    multiplied with every panel of filters, tiles of mr pixels by nr channels.
+    The output pixels of the whole batch, flattened, are cut into blocks of ``block_rows``
+    pixels (a fixed size, not per thread); the block's patch rows are packed into this thread's
+    workspace (bounded by IM2COL_BLOCK_BYTES, whatever the batch) and multiplied with every
+    panel of filters ``[jb, (kh, kw, c), 0:nr]``, tiles of mr pixels by nr channels.
     """
-    cdef Patches g = make_patches(src.shape[1], src.shape[2], src.shape[3],
-                                     dst.shape[1], dst.shape[2], geom)
-    cdef ptrdiff_t N = src.shape[0], cd = dst.shape[3]
-    cdef ptrdiff_t K = g.KH * g.KW * g.C
-    cdef ptrdiff_t M = N * g.OH * g.OW
-    cdef fc_kernel kern = fc_select_kernel(sizeof(floating), <int>cd)
-    cdef ptrdiff_t nr = kern.nr, mr = kern.mr
-    cdef ptrdiff_t nblocks = (cd + nr - 1) // nr
-    cdef ptrdiff_t rows = patch_block_rows(K, mr, sizeof(floating))
-    cdef ptrdiff_t nchunks = (M + rows - 1) // rows
-    cdef const floating *bias_ptr = &bias[0] if bias is not None else NULL
-    cdef const floating *bias_blk
-    cdef ptrdiff_t chunk, p0, count, jb, r0, m
+    cdef const conv_plan *p = task.plan
+    cdef fc_kernel kern = p.kernel
+    cdef Patches g = plan_patches(p)
+    cdef ptrdiff_t nr = kern.nr, reduction = p.taps * p.C, n_cols = p.K
+    cdef ptrdiff_t n_pixels = p.N * p.OH * p.OW
+    cdef ptrdiff_t first = block * p.block_rows
+    cdef ptrdiff_t count = smaller(n_pixels - first, p.block_rows)
+    cdef const floating *packed = <const floating *> task.packed
+    cdef const floating *bias = <const floating *> task.bias
+    cdef floating *dst = <floating *> task.dst + first * n_cols
+    cdef ptrdiff_t panel
     cdef ptrdiff_t zero_off = 0
-    cdef floating *buf
-    if M == 0 or cd == 0:
-        return
-    cdef floating *work = <floating *> malloc(sizeof(floating) * rows * K * n_threads)
-    if work == NULL:
-        raise MemoryError("fastconv: no memory for the im2col buffers")
-    try:
-        for chunk in prange(nchunks, nogil=True, schedule="static", num_threads=n_threads):
-            buf = work + omp_get_thread_num() * rows * K
-            p0 = chunk * rows
-            count = M - p0 if M - p0 < rows else rows
-            pack_patch_rows(&g, &src[0, 0, 0, 0], p0, count, buf)
-            for jb in range(nblocks):
-                bias_blk = bias_ptr + jb * nr if bias_ptr != NULL else NULL
-                r0 = 0
-                while r0 < count:
-                    m = count - r0 if count - r0 < mr else mr
-                    kern.fn(<int>m, 1, &zero_off, &zero_off, <int>K, buf + r0 * K, K, 1,
-                            &packed[jb * K * nr], &dst[0, 0, 0, 0] + (p0 + r0) * cd + jb * nr, cd,
-                            <int>(cd - jb * nr if cd - jb * nr < nr else nr), 0, bias_blk, relu)
-                    r0 = r0 + m
-    finally:
-        free(work)
+    pack_patch_rows(&g, <const floating *> task.src, first, count, patches)
+    for panel in range(p.n_panels):
+        tiles_of_rows(&kern, count, 1, &zero_off, &zero_off, reduction, patches, reduction, 1,
+                      packed + panel * reduction * nr, dst + panel * nr, n_cols, panel_cols(n_cols, panel, nr), 0,
+                      bias + panel * nr if bias != NULL else NULL, task.relu)
+    return 0
 
+
+cdef ptrdiff_t im2col_input_grad_image(const conv_task *task, ptrdiff_t image, floating *columns) noexcept nogil:
+    """Input gradient of one image as (dY x W^T) then col2im.
+
+    ``packed`` holds W^T as panels ``[kb, cout, 0:nr]`` over the columns k = (kh, kw, cin).  For
+    a block of pixels of dY, the tiles compute the rows of the patch-matrix gradient
+    dCols[p, k] = sum_o dY[p, o] W[k, o] into this thread's workspace, and col2im adds each row
+    back onto the input pixels its window covered (skipping the padding).  Windows of
+    neighbouring pixels overlap, so an image is one task: no two threads add into one element.
+    """
+    cdef const conv_plan *p = task.plan
+    cdef fc_kernel kern = p.kernel
+    cdef Patches g = plan_patches(p)
+    cdef ptrdiff_t nr = kern.nr, reduction = p.taps * p.C, out_channels = p.K
+    cdef ptrdiff_t n_pixels = g.OH * g.OW
+    cdef const floating *packed = <const floating *> task.packed
+    cdef const floating *dy_image = <const floating *> task.src + image * n_pixels * out_channels
+    cdef floating *dx_image = <floating *> task.dst + image * g.H * g.W * g.C
+    cdef floating *column
+    cdef ptrdiff_t first, count, panel, pixel, oh, ow, kh, kw, ih, iw, c
+    cdef ptrdiff_t zero_off = 0
+    for c in range(g.H * g.W * g.C):
+        dx_image[c] = 0
+    first = 0
+    while first < n_pixels:
+        count = smaller(n_pixels - first, p.block_rows)
+        for panel in range(p.n_panels):
+            tiles_of_rows(&kern, count, 1, &zero_off, &zero_off, out_channels, dy_image + first * out_channels,
+                          out_channels, 1, packed + panel * out_channels * nr, columns + panel * nr, reduction,
+                          panel_cols(reduction, panel, nr), 0, <const floating *> NULL, False)
+        # col2im: the gradient of each patch value goes back to the input pixel it was read from.
+        for pixel in range(count):
+            oh = (first + pixel) // g.OW
+            ow = (first + pixel) - oh * g.OW
+            column = columns + pixel * reduction
+            for kh in range(g.KH):
+                ih = oh * g.sh + kh * g.dh - g.pt
+                if ih < 0 or ih >= g.H:
+                    continue
+                for kw in range(g.KW):
+                    iw = ow * g.sw + kw * g.dw - g.pl
+                    if iw < 0 or iw >= g.W:
+                        continue
+                    for c in range(g.C):
+                        dx_image[(ih * g.W + iw) * g.C + c] += column[(kh * g.KW + kw) * g.C + c]
+        first += p.block_rows
+    return 0
+
+
+# -- Winograd F(2x2, 3x3) (forward and input gradient) --------------------------------------------------
+
+cdef ptrdiff_t winograd_block(const conv_task *task, ptrdiff_t block, floating *workspace) noexcept nogil:
+    """One block of 2x2 output tiles of a 3x3, stride 1 convolution by Winograd F(2x2, 3x3).
+
+    The destination is cut into 2x2 tiles (the last row and column of tiles may hang over the
+    edge); tile (a, b) of image n reads the 4x4 source tile at rows 2a - pad_top.., columns
+    2b - pad_left...  The tiles of the batch, flattened, are processed in blocks of a fixed
+    size: the block's inputs are transformed into V[xi, tile, src channel] (16 positions xi,
+    fastconv/_kernels/winograd_impl.h), then for each xi the micro-kernel multiplies V[xi] by
+    the transformed filters U[xi] (packed as panels ``[jb, xi, src channel, 0:nr]``) into
+    M[xi, tile, dst channel], and the output transform writes the 2x2 outputs with bias and ReLU.
+    Returns how many tiles read an infinity or NaN (their results are not reliable).
+    """
+    cdef const conv_plan *p = task.plan
+    cdef fc_kernel kern = p.kernel
+    cdef fc_wino_transforms transforms = fc_select_wino()
+    cdef ptrdiff_t nr = kern.nr, tiles_per_block = p.block_rows
+    cdef ptrdiff_t src_h = task.src_h, src_w = task.src_w, src_c = task.src_c
+    cdef ptrdiff_t dst_h = task.dst_h, dst_w = task.dst_w, dst_c = task.dst_c
+    cdef ptrdiff_t tile_rows = (dst_h + 1) // 2, tile_cols = (dst_w + 1) // 2
+    cdef ptrdiff_t n_tiles = p.N * tile_rows * tile_cols
+    cdef ptrdiff_t first = block * tiles_per_block
+    cdef ptrdiff_t count = smaller(n_tiles - first, tiles_per_block)
+    cdef floating *V = workspace
+    cdef floating *M = V + 16 * tiles_per_block * src_c
+    cdef floating *sink = M + 16 * tiles_per_block * dst_c
+    cdef floating *zeros = sink + dst_c
+    cdef const floating *src = <const floating *> task.src
+    cdef const floating *packed = <const floating *> task.packed
+    cdef const floating *bias = <const floating *> task.bias
+    cdef floating *dst = <floating *> task.dst
+    cdef ptrdiff_t t, image, rest, a, b, xi, panel
+    cdef ptrdiff_t zero_off = 0
+    cdef ptrdiff_t n_bad = 0
+    memset(zeros, 0, sizeof(floating) * (src_c if src_c > dst_c else dst_c))
+    if bias == NULL:
+        bias = zeros
+    for t in range(count):
+        image = (first + t) // (tile_rows * tile_cols)
+        rest = (first + t) - image * tile_rows * tile_cols
+        a = rest // tile_cols
+        b = rest - a * tile_cols
+        if floating is float:
+            n_bad += transforms.input_f(src + image * src_h * src_w * src_c, src_h, src_w, src_c,
+                                        2 * a - task.pad_top, 2 * b - task.pad_left, zeros, V + t * src_c,
+                                        tiles_per_block * src_c)
+        else:
+            n_bad += transforms.input_d(src + image * src_h * src_w * src_c, src_h, src_w, src_c,
+                                        2 * a - task.pad_top, 2 * b - task.pad_left, zeros, V + t * src_c,
+                                        tiles_per_block * src_c)
+    for xi in range(16):
+        for panel in range(p.n_panels):
+            tiles_of_rows(&kern, count, 1, &zero_off, &zero_off, src_c, V + xi * tiles_per_block * src_c, src_c, 1,
+                          packed + (panel * 16 + xi) * src_c * nr, M + xi * tiles_per_block * dst_c + panel * nr,
+                          dst_c, panel_cols(dst_c, panel, nr), 0, <const floating *> NULL, False)
+    for t in range(count):
+        image = (first + t) // (tile_rows * tile_cols)
+        rest = (first + t) - image * tile_rows * tile_cols
+        a = rest // tile_cols
+        b = rest - a * tile_cols
+        if floating is float:
+            transforms.output_f(M + t * dst_c, tiles_per_block * dst_c, dst_c, bias, task.relu,
+                                dst + image * dst_h * dst_w * dst_c, dst_h, dst_w, 2 * a, 2 * b, sink)
+        else:
+            transforms.output_d(M + t * dst_c, tiles_per_block * dst_c, dst_c, bias, task.relu,
+                                dst + image * dst_h * dst_w * dst_c, dst_h, dst_w, 2 * a, 2 * b, sink)
+    return n_bad
+
+
+# -- forward and input gradient: the entry ------------------------------------------------------------
+
+def convolve(KernelPlan plan, const floating[:, :, :, ::1] src not None, const floating[::1] packed not None,
+             floating[:, :, :, ::1] dst not None, const floating[::1] bias=None, bint relu=False):
+    """Run a forward or input-gradient plan: ``src`` (x, or dY) -> ``dst`` (y, or dX), NHWC.
+
+    ``packed`` holds the filters packed for the plan (:func:`pack_panels`,
+    :func:`pack_winograd_filters`); ``bias`` (forward only: padded to ``plan.bias_size``, or
+    None) and ``relu`` form the epilogue.  Every buffer is checked against the plan first.
+    Returns False, having written nothing reliable, when a Winograd plan meets an infinity or
+    NaN in ``src`` (the transform would mix it into NaNs that the direct convolution does not
+    produce); True otherwise.
+    """
+    cdef const conv_plan *p = &plan.c
+    check_plan(p, "convolve", sizeof(floating), False)
+    cdef bint forward = p.pass_ == PASS_FORWARD
+    check_shape("convolve", "src", src.shape, 4, image_shape(p, forward))
+    check_shape("convolve", "dst", dst.shape, 4, image_shape(p, not forward))
+    check_shape("convolve", "packed", packed.shape, 1, (p.packed_size,))
+    if bias is not None:
+        if not forward:
+            raise ValueError("fastconv._conv.convolve: the input gradient takes no bias")
+        check_shape("convolve", "bias", bias.shape, 1, (p.bias_size,))
+    if dst.size == 0:
+        return True
+    if src.size == 0:
+        dst[...] = 0    # nothing to sum (the wrapper applies a bias itself)
+        return True
+    cdef conv_task task
+    task.plan = p
+    task.src = &src[0, 0, 0, 0]
+    task.grad = NULL
+    task.packed = &packed[0]
+    task.dst = &dst[0, 0, 0, 0]
+    task.bias = &bias[0] if bias is not None else NULL
+    task.relu = relu
+    task.src_h, task.src_w, task.src_c = src.shape[1], src.shape[2], src.shape[3]
+    task.dst_h, task.dst_w, task.dst_c = dst.shape[1], dst.shape[2], dst.shape[3]
+    # Winograd's source padding: the input gradient is the convolution of dY, padded by
+    # 2 - pad on each side, with the filters flipped in space and transposed in channels.
+    task.pad_top = p.pt if forward else 2 - p.pt
+    task.pad_left = p.pl if forward else 2 - p.pl
+    if p.algorithm == ALGORITHM_DIRECT:
+        run_tasks(direct_row[floating], &task)
+    elif p.algorithm == ALGORITHM_WINOGRAD:
+        return run_tasks(winograd_block[floating], &task) == 0
+    elif forward:
+        run_tasks(im2col_forward_block[floating], &task)
+    else:
+        run_tasks(im2col_input_grad_image[floating], &task)
+    return True
+
+
+# -- filter gradient -------------------------------------------------------------------------------
 
 cdef inline void pack_dy_panel(const floating *dy, ptrdiff_t count, ptrdiff_t cout, ptrdiff_t j0,
                                ptrdiff_t nr, floating *panel) noexcept nogil:
     """panel[p, 0:nr] = dy[p, j0:j0 + nr] for count pixels (rows of cout), zero past cout."""
-    cdef ptrdiff_t p, j
-    cdef ptrdiff_t width = cout - j0 if cout - j0 < nr else nr
-    for p in range(count):
+    cdef ptrdiff_t pixel, j
+    cdef ptrdiff_t width = smaller(cout - j0, nr)
+    for pixel in range(count):
         for j in range(width):
-            panel[p * nr + j] = dy[p * cout + j0 + j]
+            panel[pixel * nr + j] = dy[pixel * cout + j0 + j]
         for j in range(width, nr):
-            panel[p * nr + j] = 0
+            panel[pixel * nr + j] = 0
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def im2col_backprop_input(const floating[:, :, :, ::1] dy, const floating[::1] packed_t,
-                          floating[:, :, :, ::1] dx, tuple geom, int n_threads):
-    """Input gradient as (dY x W^T) then col2im, one image per task.
+cdef ptrdiff_t filter_grad_slice(const conv_task *task, ptrdiff_t slice_index, floating *workspace) noexcept nogil:
+    """Slice ``slice_index`` of the output rows (n, oh): its sum into its own row of partials.
 
-    ``packed_t`` holds W^T as panels ``[kb, cout, 0:nr]`` over the columns k = (kh, kw, cin).  For
-    a block of pixels of dY, the tiles compute the rows of the patch-matrix gradient
-    dCols[p, k] = sum_o dY[p, o] W[k, o] into a per-thread buffer, and col2im adds each row back
-    onto the input pixels its window covered (skipping the padding).  Windows of neighbouring
-    pixels overlap, so an image is one task: no two threads ever add into the same dX element.
-    """
-    cdef Patches g = make_patches(dx.shape[1], dx.shape[2], dx.shape[3], dy.shape[1], dy.shape[2], geom)
-    cdef ptrdiff_t N = dx.shape[0], cout = dy.shape[3]
-    cdef ptrdiff_t K = g.KH * g.KW * g.C
-    cdef ptrdiff_t P = g.OH * g.OW
-    cdef fc_kernel kern = fc_select_kernel(sizeof(floating), <int>K)
-    cdef ptrdiff_t nr = kern.nr, mr = kern.mr
-    cdef ptrdiff_t nblocks = (K + nr - 1) // nr
-    cdef ptrdiff_t rows = patch_block_rows(K, mr, sizeof(floating))
-    cdef ptrdiff_t n, p0, count, kb, r0, m, p, oh, ow, kh, kw, ih, iw, c
-    cdef ptrdiff_t zero_off = 0
-    cdef floating *buf
-    cdef floating *img
-    cdef floating *col
-    cdef const floating *dy_img
-    if N == 0 or K == 0:
-        return
-    cdef floating *work = <floating *> malloc(sizeof(floating) * rows * K * n_threads)
-    if work == NULL:
-        raise MemoryError("fastconv: no memory for the col2im buffers")
-    try:
-        for n in prange(N, nogil=True, schedule="static", num_threads=n_threads):
-            buf = work + omp_get_thread_num() * rows * K
-            img = &dx[n, 0, 0, 0]
-            dy_img = &dy[0, 0, 0, 0] + n * P * cout
-            for p in range(g.H * g.W * g.C):
-                img[p] = 0
-            p0 = 0
-            while p0 < P:
-                count = P - p0 if P - p0 < rows else rows
-                for kb in range(nblocks):
-                    r0 = 0
-                    while r0 < count:
-                        m = count - r0 if count - r0 < mr else mr
-                        kern.fn(<int>m, 1, &zero_off, &zero_off, <int>cout, dy_img + (p0 + r0) * cout, cout, 1,
-                                &packed_t[kb * cout * nr], buf + r0 * K + kb * nr, K,
-                                <int>(K - kb * nr if K - kb * nr < nr else nr), 0, NULL, 0)
-                        r0 = r0 + m
-                # col2im: the gradient of each patch value goes back to the input pixel it was read from.
-                for p in range(count):
-                    oh = (p0 + p) // g.OW
-                    ow = (p0 + p) - oh * g.OW
-                    col = buf + p * K
-                    for kh in range(g.KH):
-                        ih = oh * g.sh + kh * g.dh - g.pt
-                        if ih < 0 or ih >= g.H:
-                            continue
-                        for kw in range(g.KW):
-                            iw = ow * g.sw + kw * g.dw - g.pl
-                            if iw < 0 or iw >= g.W:
-                                continue
-                            for c in range(g.C):
-                                img[(ih * g.W + iw) * g.C + c] += col[(kh * g.KW + kw) * g.C + c]
-                p0 = p0 + rows
-    finally:
-        free(work)
-
-
-cdef enum:
-    # Partial sums of the filter gradient: at most this many slices of the batch, each summed by
-    # one thread into its own copy of dW, then added up in slice order.  Fixed, so the result
-    # does not depend on the number of threads; bounded in memory by PARTIALS_BYTES.
-    MAX_SLICES = 16
-    PARTIALS_BYTES = 33554432
-
-
-def filter_grad_slices(ptrdiff_t n_rows, ptrdiff_t filter_size, int itemsize):
-    """How many partial sums the filter gradient uses for ``n_rows`` output rows."""
-    cdef ptrdiff_t by_memory = PARTIALS_BYTES // (filter_size * itemsize) if filter_size > 0 else MAX_SLICES
-    cdef ptrdiff_t g = MAX_SLICES if MAX_SLICES < n_rows else n_rows
-    if by_memory < g:
-        g = by_memory
-    return g if g > 1 else 1
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def backprop_filter(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
-                    floating[:, ::1] partials, floating[::1] dw, tuple geom, bint use_im2col,
-                    int n_threads):
-    """Filter gradient dW[(kh, kw, c), o] = sum over pixels of patch[p, (kh, kw, c)] * dY[p, o].
-
-    The output rows (n, oh) of the batch are cut into ``partials.shape[0]`` slices; each slice
-    is one task that sums its rows into its own row of ``partials`` (K * Cout), and the slices
-    are then added in order into ``dw``.  A tile is (rows of dW) x (a panel of nr output
-    channels), reducing over pixels:
+    A tile is (rows of dW) x (a panel of nr output channels), reducing over pixels:
 
     direct   rows are mr input channels of one tap (kh, kw), read in place from x along a row
              of output pixels (the valid range of ow for that tap, stride sw * C);
     im2col   rows are mr consecutive columns of the packed patch matrix of a block of pixels,
              which makes thin inputs (C = 1 or 3) fill the tile rows.
     """
-    cdef Patches g = make_patches(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2], geom)
-    cdef ptrdiff_t N = x.shape[0], cout = dy.shape[3], C = g.C
-    cdef ptrdiff_t K = g.KH * g.KW * C
-    cdef ptrdiff_t R = N * g.OH
-    cdef ptrdiff_t G = partials.shape[0]
-    cdef ptrdiff_t size = K * cout
-    cdef fc_kernel kern = fc_select_kernel(sizeof(floating), <int>cout)
-    cdef ptrdiff_t nr = kern.nr, mr = kern.mr
-    cdef ptrdiff_t nblocks = (cout + nr - 1) // nr
-    cdef ptrdiff_t rows = patch_block_rows(K, mr, sizeof(floating))
-    # Per thread: a packed dY panel (rows or one output row of pixels) and, for im2col, patches.
-    cdef ptrdiff_t panel_len = (rows if use_im2col else g.OW) * nr
-    cdef ptrdiff_t per_thread = panel_len + (rows * K if use_im2col else 0)
-    cdef ptrdiff_t s, row, row_end, n, oh, jb, kh, kw, ih, lo, hi, c0, m, k0, p0, p_end, count, i, e, nc
+    cdef const conv_plan *p = task.plan
+    cdef fc_kernel kern = p.kernel
+    cdef Patches g = plan_patches(p)
+    cdef ptrdiff_t nr = kern.nr, C = g.C, out_channels = p.K
+    cdef ptrdiff_t reduction = p.taps * C
+    cdef ptrdiff_t size = reduction * out_channels
+    cdef ptrdiff_t n_rows = p.N * g.OH
+    cdef bint use_im2col = p.algorithm == ALGORITHM_IM2COL
+    cdef const floating *x = <const floating *> task.src
+    cdef const floating *dy = <const floating *> task.grad
+    cdef floating *partial = <floating *> task.dst + slice_index * size
+    cdef floating *panel_buf = workspace
+    cdef floating *patches = workspace + (p.block_rows if use_im2col else g.OW) * nr
+    cdef ptrdiff_t row = slice_index * n_rows // p.slices
+    cdef ptrdiff_t row_end = (slice_index + 1) * n_rows // p.slices
+    cdef ptrdiff_t i, first, end, count, panel, image, oh, kh, kw, ih, lo, hi
+    cdef int n_cols
     cdef ptrdiff_t zero_off = 0
-    cdef floating *part
-    cdef floating *panel
-    cdef floating *patches
-    cdef const floating *x_base = &x[0, 0, 0, 0]
-    cdef const floating *dy_base = &dy[0, 0, 0, 0]
-    cdef floating total
+    for i in range(size):
+        partial[i] = 0
+    if use_im2col:
+        first = row * g.OW
+        end = row_end * g.OW
+        while first < end:
+            count = smaller(end - first, p.block_rows)
+            pack_patch_rows(&g, x, first, count, patches)
+            for panel in range(p.n_panels):
+                pack_dy_panel(dy + first * out_channels, count, out_channels, panel * nr, nr, panel_buf)
+                tiles_of_rows(&kern, reduction, 1, &zero_off, &zero_off, count, patches, 1, reduction, panel_buf,
+                              partial + panel * nr, out_channels, panel_cols(out_channels, panel, nr), 1,
+                              <const floating *> NULL, False)
+            first += p.block_rows
+        return 0
+    while row < row_end:
+        image = row // g.OH
+        oh = row - image * g.OH
+        for panel in range(p.n_panels):
+            n_cols = panel_cols(out_channels, panel, nr)
+            pack_dy_panel(dy + row * g.OW * out_channels, g.OW, out_channels, panel * nr, nr, panel_buf)
+            for kh in range(g.KH):
+                ih = oh * g.sh + kh * g.dh - g.pt
+                if ih < 0 or ih >= g.H:
+                    continue
+                for kw in range(g.KW):
+                    # Output columns whose input column ow*sw + kw*dw - pl is inside.
+                    lo = ceil_div(g.pl - kw * g.dw, g.sw)
+                    if lo < 0:
+                        lo = 0
+                    hi = smaller(floor_div(g.W - 1 + g.pl - kw * g.dw, g.sw) + 1, g.OW)
+                    if lo >= hi:
+                        continue
+                    tiles_of_rows(&kern, C, 1, &zero_off, &zero_off, hi - lo,
+                                  x + ((image * g.H + ih) * g.W + lo * g.sw + kw * g.dw - g.pl) * C, 1, g.sw * C,
+                                  panel_buf + lo * nr, partial + (kh * g.KW + kw) * C * out_channels + panel * nr,
+                                  out_channels, n_cols, 1, <const floating *> NULL, False)
+        row += 1
+    return 0
+
+
+def filter_gradient(KernelPlan plan, const floating[:, :, :, ::1] x not None, const floating[:, :, :, ::1] dy not None,
+                    floating[:, ::1] partials not None, floating[::1] dw not None):
+    """Filter gradient dW[(kh, kw, c), o] = sum over pixels of patch[p, (kh, kw, c)] * dY[p, o].
+
+    The output rows (n, oh) of the batch are cut into ``plan.slices`` slices; each slice is one
+    task that sums its rows into its own row of ``partials`` (slices x KH*KW*C*K), and the
+    slices are then added in order into ``dw`` (KH*KW*C*K): no data races, and the same bits
+    for any number of threads.
+    """
+    cdef const conv_plan *p = &plan.c
+    check_plan(p, "filter_gradient", sizeof(floating), True)
+    cdef ptrdiff_t size = p.taps * p.C * p.K
+    check_shape("filter_gradient", "x", x.shape, 4, image_shape(p, True))
+    check_shape("filter_gradient", "dy", dy.shape, 4, image_shape(p, False))
+    check_shape("filter_gradient", "partials", partials.shape, 2, (p.slices, size))
+    check_shape("filter_gradient", "dw", dw.shape, 1, (size,))
     if size == 0:
         return
-    cdef floating *work = <floating *> malloc(sizeof(floating) * per_thread * n_threads)
-    if work == NULL:
-        raise MemoryError("fastconv: no memory for the filter-gradient buffers")
-    try:
-        for s in prange(G, nogil=True, schedule="static", num_threads=n_threads):
-            part = &partials[s, 0]
-            panel = work + omp_get_thread_num() * per_thread
-            patches = panel + panel_len
-            for i in range(size):
-                part[i] = 0
-            row = s * R // G
-            row_end = (s + 1) * R // G
-            if use_im2col:
-                p_end = row_end * g.OW
-                p0 = row * g.OW
-                while p0 < p_end:
-                    count = p_end - p0 if p_end - p0 < rows else rows
-                    pack_patch_rows(&g, x_base, p0, count, patches)
-                    for jb in range(nblocks):
-                        nc = cout - jb * nr if cout - jb * nr < nr else nr
-                        pack_dy_panel(dy_base + p0 * cout, count, cout, jb * nr, nr, panel)
-                        k0 = 0
-                        while k0 < K:
-                            m = K - k0 if K - k0 < mr else mr
-                            kern.fn(<int>m, 1, &zero_off, &zero_off, <int>count, patches + k0, 1, K,
-                                    panel, part + k0 * cout + jb * nr, cout, <int>nc, 1, NULL, 0)
-                            k0 = k0 + m
-                    p0 = p0 + rows
-            else:
-                while row < row_end:
-                    n = row // g.OH
-                    oh = row - n * g.OH
-                    for jb in range(nblocks):
-                        nc = cout - jb * nr if cout - jb * nr < nr else nr
-                        pack_dy_panel(dy_base + row * g.OW * cout, g.OW, cout, jb * nr, nr, panel)
-                        for kh in range(g.KH):
-                            ih = oh * g.sh + kh * g.dh - g.pt
-                            if ih < 0 or ih >= g.H:
-                                continue
-                            for kw in range(g.KW):
-                                # Output columns whose input column ow*sw + kw*dw - pl is inside.
-                                lo = ceil_div(g.pl - kw * g.dw, g.sw)
-                                if lo < 0:
-                                    lo = 0
-                                hi = floor_div(g.W - 1 + g.pl - kw * g.dw, g.sw) + 1
-                                if hi > g.OW:
-                                    hi = g.OW
-                                if lo >= hi:
-                                    continue
-                                c0 = 0
-                                while c0 < C:
-                                    m = C - c0 if C - c0 < mr else mr
-                                    kern.fn(<int>m, 1, &zero_off, &zero_off, <int>(hi - lo),
-                                            x_base + ((n * g.H + ih) * g.W + lo * g.sw + kw * g.dw - g.pl) * C + c0,
-                                            1, g.sw * C, panel + lo * nr,
-                                            part + ((kh * g.KW + kw) * C + c0) * cout + jb * nr, cout,
-                                            <int>nc, 1, NULL, 0)
-                                    c0 = c0 + m
-                    row = row + 1
-        # dW = the slices' partial sums, added in slice order (element ranges in parallel).
-        for e in prange(size, nogil=True, schedule="static", num_threads=n_threads):
-            total = partials[0, e]
-            for s in range(1, G):
-                total = total + partials[s, e]
-            dw[e] = total
-    finally:
-        free(work)
-
-
-cdef extern from "winograd.h" nogil:
-    ctypedef struct fc_wino_transforms:
-        int (*input_f)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
-                       float *, ptrdiff_t) noexcept nogil
-        int (*input_d)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *,
-                       double *, ptrdiff_t) noexcept nogil
-        void (*output_f)(const float *, ptrdiff_t, ptrdiff_t, const float *, int, float *, ptrdiff_t, ptrdiff_t,
-                         ptrdiff_t, ptrdiff_t, float *) noexcept nogil
-        void (*output_d)(const double *, ptrdiff_t, ptrdiff_t, const double *, int, double *, ptrdiff_t,
-                         ptrdiff_t, ptrdiff_t, ptrdiff_t, double *) noexcept nogil
-    fc_wino_transforms fc_select_wino()
-
-cdef enum:
-    # Working set of one block of Winograd tiles (their 16 transformed inputs and 16 products):
-    # about half the L2 cache of a core.
-    WINOGRAD_BLOCK_BYTES = 262144
-
-
-cdef inline void winograd_row(double g0, double g1, double g2, double *u) noexcept nogil:
-    """u = G (g0, g1, g2): the rows of G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]."""
-    u[0] = g0
-    u[1] = 0.5 * (g0 + g1 + g2)
-    u[2] = 0.5 * (g0 - g1 + g2)
-    u[3] = g2
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def pack_winograd_filters(const floating[:, :, :, :] w, floating[::1] out, int nr):
-    """The Winograd filter transform, packed for winograd_forward.
-
-    For each filter g = w[:, :, c, k] (3x3, any strides), U = G g G^T (4x4, computed in double
-    and rounded once) goes to the micro-kernel's panels ``out[jb, xi, c, 0:nr]`` with
-    xi = 4 i + j and k = jb nr + column; ``out`` has ``ceil(K / nr) * 16 * C * nr`` elements and
-    the columns past K are zero.
-    """
-    cdef ptrdiff_t C = w.shape[2], K = w.shape[3]
-    cdef ptrdiff_t c, k, jb, col, a, i, j
-    cdef double gt[3][4]    # gt[a] = G g[a, :]: the rows of g G^T
-    cdef double col_in[3]
-    cdef double u[4]
-    with nogil:
-        memset(&out[0], 0, out.shape[0] * sizeof(floating))
-        for c in range(C):
-            for k in range(K):
-                jb = k // nr
-                col = k - jb * nr
-                for a in range(3):
-                    winograd_row(w[a, 0, c, k], w[a, 1, c, k], w[a, 2, c, k], gt[a])
-                for j in range(4):
-                    winograd_row(gt[0][j], gt[1][j], gt[2][j], u)       # column j of G (g G^T)
-                    for i in range(4):
-                        out[((jb * 16 + 4 * i + j) * C + c) * nr + col] = <floating> u[i]
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def winograd_forward(const floating[:, :, :, ::1] src, const floating[::1] packed_u,
-                     floating[:, :, :, ::1] dst, ptrdiff_t pt, ptrdiff_t pl, const floating[::1] bias,
-                     bint relu, int n_threads):
-    """3x3, stride 1 convolution by Winograd F(2x2, 3x3) (fastconv/_kernels/winograd_impl.h).
-
-    The output is cut into 2x2 tiles (the last row and column of tiles may hang over the edge);
-    tile (a, b) of image n reads the 4x4 input tile at rows 2a - pt.., columns 2b - pl...  The
-    tiles of the batch, flattened, are processed in blocks of a fixed size: each block's inputs
-    are transformed into V[xi, tile, cin] (16 positions xi), then for each xi the micro-kernel
-    multiplies V[xi] (tiles x cin) by the transformed filters U[xi] (cin x cout, packed as panels
-    ``[jb, xi, cin, 0:nr]``) into M[xi, tile, cout], and the output transform writes the 2x2
-    outputs with bias and ReLU.  ``bias`` has cout values (zeros for none).
-
-    Returns False, having written nothing reliable, when the input holds an infinity or NaN
-    (the transform would mix it into NaNs that the direct convolution does not produce).
-    """
-    cdef ptrdiff_t N = src.shape[0], H = src.shape[1], W = src.shape[2], C = src.shape[3]
-    cdef ptrdiff_t OH = dst.shape[1], OW = dst.shape[2], K = dst.shape[3]
-    cdef ptrdiff_t TH = (OH + 1) // 2, TW = (OW + 1) // 2
-    cdef ptrdiff_t tiles = N * TH * TW
-    cdef fc_kernel kern = fc_select_kernel(sizeof(floating), <int>K)
-    cdef fc_wino_transforms tr = fc_select_wino()
-    cdef ptrdiff_t nr = kern.nr, mr = kern.mr
-    cdef ptrdiff_t nblocks = (K + nr - 1) // nr
-    cdef ptrdiff_t tb = WINOGRAD_BLOCK_BYTES // (16 * (C + K) * <ptrdiff_t>sizeof(floating))
-    tb = (tb // mr) * mr if tb >= mr else mr
-    cdef ptrdiff_t nchunks = (tiles + tb - 1) // tb
-    # per thread: V (16 tb C), M (16 tb K), a sink row for outputs past the edge (K)
-    cdef ptrdiff_t per_thread = 16 * tb * (C + K) + K
-    cdef ptrdiff_t chunk, t0, count, t, n, a, b, rem, xi, jb, r0, m
-    cdef ptrdiff_t zero_off = 0
-    cdef int bad = 0
-    cdef floating *V
-    cdef floating *M
-    cdef floating *sink
-    cdef const floating *img
-    if tiles == 0 or K == 0:
-        return True
-    cdef floating *work = <floating *> malloc(sizeof(floating) * (per_thread * n_threads + C))
-    if work == NULL:
-        raise MemoryError("fastconv: no memory for the Winograd buffers")
-    cdef floating *zeros = work + per_thread * n_threads
-    memset(zeros, 0, sizeof(floating) * C)
-    try:
-        for chunk in prange(nchunks, nogil=True, schedule="static", num_threads=n_threads):
-            V = work + omp_get_thread_num() * per_thread
-            M = V + 16 * tb * C
-            sink = M + 16 * tb * K
-            t0 = chunk * tb
-            count = tiles - t0 if tiles - t0 < tb else tb
-            for t in range(count):
-                n = (t0 + t) // (TH * TW)
-                rem = (t0 + t) - n * TH * TW
-                a = rem // TW
-                b = rem - a * TW
-                img = &src[n, 0, 0, 0]
-                if floating is float:
-                    bad |= tr.input_f(img, H, W, C, 2 * a - pt, 2 * b - pl, zeros, V + t * C, tb * C)
-                else:
-                    bad |= tr.input_d(img, H, W, C, 2 * a - pt, 2 * b - pl, zeros, V + t * C, tb * C)
-            for xi in range(16):
-                for jb in range(nblocks):
-                    r0 = 0
-                    while r0 < count:
-                        m = count - r0 if count - r0 < mr else mr
-                        kern.fn(<int>m, 1, &zero_off, &zero_off, <int>C, V + (xi * tb + r0) * C, C, 1,
-                                &packed_u[(jb * 16 + xi) * C * nr], M + (xi * tb + r0) * K + jb * nr, K,
-                                <int>(K - jb * nr if K - jb * nr < nr else nr), 0, NULL, 0)
-                        r0 = r0 + m
-            for t in range(count):
-                n = (t0 + t) // (TH * TW)
-                rem = (t0 + t) - n * TH * TW
-                a = rem // TW
-                b = rem - a * TW
-                if floating is float:
-                    tr.output_f(M + t * K, tb * K, K, &bias[0], relu, &dst[n, 0, 0, 0], OH, OW, 2 * a, 2 * b, sink)
-                else:
-                    tr.output_d(M + t * K, tb * K, K, &bias[0], relu, &dst[n, 0, 0, 0], OH, OW, 2 * a, 2 * b, sink)
-    finally:
-        free(work)
-    return bad == 0
+    if x.size == 0 or dy.size == 0:
+        dw[:] = 0
+        return
+    cdef conv_task task
+    task.plan = p
+    task.src = &x[0, 0, 0, 0]
+    task.grad = &dy[0, 0, 0, 0]
+    task.packed = NULL
+    task.bias = NULL
+    task.dst = &partials[0, 0]
+    task.relu = False
+    run_tasks(filter_grad_slice[floating], &task)
+    cdef ptrdiff_t e, s
+    cdef floating total
+    # dW = the slices' partial sums, added in slice order (element ranges in parallel).
+    for e in prange(size, nogil=True, schedule="static", num_threads=p.n_threads):
+        total = partials[0, e]
+        for s in range(1, p.slices):
+            total = total + partials[s, e]
+        dw[e] = total

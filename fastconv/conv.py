@@ -118,33 +118,6 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
     return algorithm, None
 
 
-def _panel_width(n_cols, dtype):
-    """nr: the columns of one packed panel of the micro-kernel chosen for ``n_cols`` columns."""
-    return _conv.kernel_shape(np.dtype(dtype).itemsize, n_cols)[1]
-
-
-def _panels(taps, rows, n_cols, dtype):
-    """An empty buffer for filters packed as the micro-kernel's panels [n_cols / nr, taps, rows, nr]
-    (the last panel zero padded by the packing), and the panel width nr."""
-    nr = _panel_width(n_cols, dtype)
-    return np.empty(-(-n_cols // nr) * taps * rows * nr, dtype=dtype), nr
-
-
-def _pack(arr3d):
-    """Filters as the micro-kernel's panels: arr3d[t, k, j] -> [j // nr, t, k, j % nr]."""
-    t, k, j = arr3d.shape
-    packed, nr = _panels(t, k, j, arr3d.dtype)
-    _conv.pack_panels(arr3d, packed, nr)
-    return packed
-
-
-def _pad_bias(bias, n_cols, dtype):
-    nr = _panel_width(n_cols, dtype)
-    padded = np.zeros(-(-n_cols // nr) * nr, dtype=dtype)
-    padded[:n_cols] = bias
-    return padded
-
-
 def _conv_threads(geo):
     """Threads for one pass (forward or a gradient): each costs the forward's multiply-adds."""
     n, oh, ow, cout = geo.output_nhwc
@@ -193,6 +166,86 @@ class ConvGeometry:
     @property
     def output_shape(self):
         return layout_shape(self.output_nhwc, self.data_format)
+
+
+class ConvPlan:
+    """One pass of one convolution, planned once and run any number of times.
+
+    Built from a :class:`ConvGeometry`, the pass ("forward", "input_gradient" or
+    "filter_gradient"), the compute dtype and the requested algorithm: the algorithm and its
+    fallback (:func:`select_algorithm`), the thread count, and the typed plan the kernels take,
+    ``kernel`` (``fastconv._conv.KernelPlan``: the geometry, the micro-kernel and its panel width
+    ``nr``, the sizes of the packed filters, of the padded bias and of each thread's workspace,
+    the slices of the filter gradient).  The kernels check every buffer against it.
+
+    Packing the filters is a step of its own (:meth:`pack`): a plan and its packed filters can be
+    kept (per layer and weight version) and run again on new inputs with :meth:`run`.  The thread
+    count is part of the plan (results do not depend on it).
+    """
+
+    def __init__(self, geometry, pass_, dtype, algorithm="auto", finite_filters=True, n_threads=None):
+        self.geometry = geometry
+        self.pass_ = pass_
+        self.dtype = np.dtype(dtype)
+        self.algorithm, fallback = select_algorithm(pass_, geometry, algorithm, finite_filters)
+        self.n_threads = _conv_threads(geometry) if n_threads is None else n_threads
+        kh, kw, _, _ = geometry.filter_shape
+        pt, _, pl, _ = geometry.pads
+        self.kernel = _conv.KernelPlan(pass_, self.algorithm, self.dtype.itemsize, geometry.input_nhwc,
+                                       geometry.output_nhwc, (kh, kw), geometry.strides, geometry.dilations,
+                                       (pt, pl), self.n_threads)
+        self.fallback = None if fallback is None else ConvPlan(geometry, pass_, dtype, fallback,
+                                                               n_threads=self.n_threads)
+
+    def __repr__(self):
+        return f"ConvPlan({self.kernel!r}{'' if self.fallback is None else ', fallback ' + self.fallback.algorithm})"
+
+    def pack(self, filters):
+        """The filters ``[kh, kw, in_channels, out_channels]`` packed as this plan's kernel reads them."""
+        if self.pass_ == "filter_gradient":
+            raise ValueError("ConvPlan.pack: the filter gradient reads no filters")
+        w = np.asarray(filters, dtype=self.dtype)
+        kh, kw, cin, cout = self.geometry.filter_shape
+        packed = np.empty(self.kernel.packed_size, dtype=self.dtype)
+        if self.algorithm == "winograd":
+            # The input gradient convolves dY with the filters flipped in space, transposed in channels.
+            _conv.pack_winograd_filters(self.kernel, w if self.pass_ == "forward" else
+                                        w[::-1, ::-1].transpose(0, 1, 3, 2), packed)
+        elif self.pass_ == "forward":
+            _conv.pack_panels(self.kernel, w.reshape(1, kh * kw * cin, cout), packed)   # W over (kh, kw, cin)
+        elif self.algorithm == "direct":
+            _conv.pack_panels(self.kernel, w.reshape(kh * kw, cin, cout).transpose(0, 2, 1), packed)  # W^T per tap
+        else:
+            _conv.pack_panels(self.kernel, w.reshape(1, kh * kw * cin, cout).transpose(0, 2, 1), packed)  # W^T
+        return packed
+
+    def run(self, src, packed, dst, bias=None, relu=False):
+        """Forward or input gradient: ``src`` (x, or dY) -> ``dst`` (y, or dX), C-contiguous NHWC
+        arrays of the plan's dtype, with ``packed`` from :meth:`pack` (and, forward only, one
+        bias value per output channel and ReLU in the same pass).
+
+        Returns False when the Winograd kernel met an infinity or NaN in ``src`` and wrote
+        nothing reliable: then run ``self.fallback`` (see :func:`convolve`).
+        """
+        padded_bias = None
+        if bias is not None:
+            padded_bias = np.zeros(self.kernel.bias_size, dtype=self.dtype)
+            padded_bias[:len(bias)] = bias
+        return _conv.convolve(self.kernel, src, packed, dst, padded_bias, relu)
+
+    def filter_gradient(self, x, dy):
+        """dW ``[kh, kw, in_channels, out_channels]`` from x and dY (C-contiguous NHWC arrays)."""
+        size = int(np.prod(self.geometry.filter_shape))
+        partials = np.empty((self.kernel.slices, size), dtype=self.dtype)
+        dw = np.empty(size, dtype=self.dtype)
+        _conv.filter_gradient(self.kernel, x, dy, partials, dw)
+        return dw.reshape(self.geometry.filter_shape)
+
+
+def convolve(plan, src, filters, dst, bias=None, relu=False):
+    """Run a forward or input-gradient ``plan``, and its fallback when the Winograd kernel refuses."""
+    if not plan.run(src, plan.pack(filters), dst, bias, relu):
+        plan.fallback.run(src, plan.fallback.pack(filters), dst, bias, relu)
 
 
 def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None, name=None, *,
@@ -257,43 +310,15 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
     return deliver(y, geo.data_format, result_dtype, out)
 
 
-def _winograd(x, w, y, pt, pl, bias, relu, n_threads):
-    """x (N, H, W, cin) * w (3, 3, cin, cout) -> y by Winograd F(2x2, 3x3); False if x is not finite.
-
-    The filter transform U = G w G^T (4 x 4 per channel pair) is computed in double by the kernel
-    module and packed as the micro-kernel's panels [jb, xi, cin, 0:nr] for the 16 positions xi.
-    """
-    cin, cout = w.shape[2], w.shape[3]
-    packed, nr = _panels(16, cin, cout, x.dtype)
-    _conv.pack_winograd_filters(w.astype(x.dtype, copy=False), packed, nr)
-    b = np.zeros(cout, dtype=x.dtype) if bias is None else bias
-    return _conv.winograd_forward(x, packed, y, pt, pl, b, relu, n_threads)
-
-
 def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
     """Run the forward kernel: x (NHWC, contiguous) * w -> y (NHWC, contiguous), + bias, ReLU."""
-    kh, kw, cin, cout = geo.filter_shape
-    sh, sw = geo.strides
-    dh, dw = geo.dilations
-    pt, _, pl, _ = geo.pads
     if y.size == 0:
         return
-    if cin == 0:
+    if geo.filter_shape[2] == 0:
         y[...] = 0 if bias is None else np.maximum(bias, 0) if relu else bias
         return
-    algorithm, fallback = select_algorithm("forward", geo, algorithm, bool(np.isfinite(w).all()))
-    n_threads = _conv_threads(geo)
-    if algorithm == "winograd":
-        if _winograd(x, w, y, pt, pl, bias, relu, n_threads):
-            return
-        algorithm = fallback
-    # Both kernels read the filters as panels [jb, (kh, kw, cin), 0:nr].
-    packed = _pack(w.reshape(1, kh * kw * cin, cout))
-    bias_p = None if bias is None else _pad_bias(bias, cout, x.dtype)
-    if algorithm == "direct":
-        _conv.direct(x, packed, y, (kh, sh, 1, -pt, dh), (kw, sw, 1, -pl, dw), bias_p, relu, n_threads)
-    else:
-        _conv.im2col_forward(x, packed, y, (kh, kw, sh, sw, dh, dw, pt, pl), bias_p, relu, n_threads)
+    plan = ConvPlan(geo, "forward", x.dtype, algorithm, finite_filters=bool(np.isfinite(w).all()))
+    convolve(plan, x, w, y, bias, relu)
 
 
 def _shape_argument(value, fn, name, length_options):
@@ -362,32 +387,12 @@ def _input_gradient(fn, sizes_name, dy_name, input_sizes, filters, out_backprop,
 
 
 def _backprop_input(dy, w, dx, geo, algorithm):
-    kh, kw, cin, cout = geo.filter_shape
-    sh, sw = geo.strides
-    dh, dw = geo.dilations
-    pt, _, pl, _ = geo.pads
     if dx.size == 0:
         return
-    if cout == 0:
+    if geo.filter_shape[3] == 0:
         dx[...] = 0
         return
-    algorithm, fallback = select_algorithm("input_gradient", geo, algorithm)
-    n_threads = _conv_threads(geo)
-    if algorithm == "winograd":
-        # At stride 1 the input gradient is the convolution of dY, padded by 2 - pad on each
-        # side, with the filters flipped in space and transposed in channels.
-        flipped = w[::-1, ::-1].transpose(0, 1, 3, 2)
-        if _winograd(dy, flipped, dx, 2 - pt, 2 - pl, None, False, n_threads):
-            return
-        algorithm = fallback
-    if algorithm == "direct":
-        # Panels of W^T per tap: [jb over cin, (kh, kw), cout, 0:nr].
-        packed = _pack(w.reshape(kh * kw, cin, cout).transpose(0, 2, 1))
-        _conv.direct(dy, packed, dx, (kh, 1, sh, pt, -dh), (kw, 1, sw, pl, -dw), None, False, n_threads)
-    else:
-        # Panels of W^T over the patch columns: [kb over (kh, kw, cin), cout, 0:nr].
-        packed = _pack(w.reshape(1, kh * kw * cin, cout).transpose(0, 2, 1))
-        _conv.im2col_backprop_input(dy, packed, dx, (kh, kw, sh, sw, dh, dw, pt, pl), n_threads)
+    convolve(ConvPlan(geo, "input_gradient", dy.dtype, algorithm), dy, w, dx)
 
 
 def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, data_format="NHWC",
@@ -427,19 +432,9 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
 
 
 def _backprop_filter(x, dy, geo, algorithm):
-    kh, kw, cin, cout = geo.filter_shape
-    n, oh, _, _ = geo.output_nhwc
-    size = kh * kw * cin * cout
-    if size == 0 or dy.size == 0:
+    if 0 in geo.filter_shape or dy.size == 0:
         return np.zeros(geo.filter_shape, dtype=x.dtype)
-    algorithm, _ = select_algorithm("filter_gradient", geo, algorithm)
-    pt, _, pl, _ = geo.pads
-    slices = _conv.filter_grad_slices(n * oh, size, x.dtype.itemsize)
-    partials = np.empty((slices, size), dtype=x.dtype)
-    dw = np.empty(size, dtype=x.dtype)
-    geom = (kh, kw, *geo.strides, *geo.dilations, pt, pl)
-    _conv.backprop_filter(x, dy, partials, dw, geom, algorithm == "im2col", _conv_threads(geo))
-    return dw.reshape(geo.filter_shape)
+    return ConvPlan(geo, "filter_gradient", x.dtype, algorithm).filter_gradient(x, dy)
 
 
 def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NHWC",

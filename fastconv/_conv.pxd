@@ -1,0 +1,39 @@
+# The typed plan of one pass of a convolution (fastconv/_conv.pyx): what fastconv/conv.py decides
+# once (geometry, algorithm, micro-kernel, buffer sizes, threads) and every kernel call checks its
+# buffers against before it releases the GIL.
+from libc.stddef cimport ptrdiff_t
+
+from fastconv._tile cimport fc_kernel
+
+cdef enum conv_pass:
+    PASS_FORWARD            # x (N, H, W, C) * w -> y (N, OH, OW, K)
+    PASS_INPUT_GRADIENT     # dY (N, OH, OW, K) -> dX (N, H, W, C)
+    PASS_FILTER_GRADIENT    # x, dY -> dW (KH, KW, C, K)
+
+cdef enum conv_algorithm:
+    ALGORITHM_DIRECT
+    ALGORITHM_IM2COL
+    ALGORITHM_WINOGRAD
+
+cdef struct conv_plan:
+    # The forward convolution the pass belongs to: output pixel (oh, ow) and tap (kh, kw) read
+    # input pixel (oh * sh + kh * dh - pt, ow * sw + kw * dw - pl), zero outside the image.
+    ptrdiff_t N, H, W, C, OH, OW, K, KH, KW, sh, sw, dh, dw, pt, pl
+    ptrdiff_t taps              # KH * KW
+    conv_pass pass_
+    conv_algorithm algorithm
+    int itemsize                # 4 (float32) or 8 (float64)
+    fc_kernel kernel            # the micro-kernel for the pass's columns; kernel.nr is the panel width
+    ptrdiff_t n_cols            # columns of the micro-kernel's products (its panels cover them)
+    ptrdiff_t n_panels          # ceil(n_cols / nr)
+    ptrdiff_t packed_size       # elements of the packed filters (0 for the filter gradient)
+    ptrdiff_t bias_size         # elements of the padded bias (n_panels * nr; 0 where no bias applies)
+    ptrdiff_t block_rows        # rows of one block: patch rows (im2col), 2x2 tiles (Winograd)
+    ptrdiff_t n_tasks           # parallel tasks (their split does not depend on n_threads)
+    ptrdiff_t workspace_bytes   # per thread, a multiple of a cache line
+    ptrdiff_t slices            # partial sums of the filter gradient
+    int n_threads
+
+
+cdef class KernelPlan:
+    cdef conv_plan c
