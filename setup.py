@@ -9,6 +9,9 @@ any CPU of the same architecture.
 Environment switches:
     FASTCONV_DEBUG=1       bounds checks and wraparound back on in every kernel, -O0 -g: a debug build
                            for running the tests under it.
+    FASTCONV_SANITIZE=1    the release kernels under AddressSanitizer + UndefinedBehaviorSanitizer (-O1 -g,
+                           every report fatal): run the tests with the sanitizer runtimes preloaded,
+                           as .ci/sanitize does.
     FASTCONV_NO_OPENMP=1   force the serial build.
 """
 import os
@@ -24,6 +27,11 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTCONV_DEBUG", "") not in ("", "0")
+SANITIZE = os.environ.get("FASTCONV_SANITIZE", "") not in ("", "0")
+# The sanitizers need frame pointers for their reports and -O1 to keep the run time reasonable;
+# -fno-sanitize-recover makes an undefined-behaviour report end the process, so that a test run
+# under them fails rather than prints.
+SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 
 OPENMP_TEST = r"""
 #include <omp.h>
@@ -78,14 +86,14 @@ def extensions():
         omp_c, omp_l = [], []
     else:
         omp_c, omp_l = omp
-    opt = ["-O0", "-g"] if DEBUG else ["-O3"]
+    opt = ["-O1", "-g"] + SANITIZER_FLAGS if SANITIZE else ["-O0", "-g"] if DEBUG else ["-O3"]
     # No -ffast-math: NaN and Inf must propagate as in TensorFlow.  FMA contraction is allowed
     # (GCC's default); it changes the last bit, not the semantics.
     common = dict(
         include_dirs=[np.get_include(), os.path.join("fastconv", "_kernels")],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         extra_compile_args=opt + omp_c + ["-Wno-unused-function", "-Wno-unreachable-code"],
-        extra_link_args=omp_l,
+        extra_link_args=omp_l + (SANITIZER_FLAGS if SANITIZE else []),
     )
     modules = ["_runtime", "_conv", "_pooling", "_elementwise", "_warp", "_depthwise"]
     return [Extension(f"fastconv.{name}", [f"fastconv/{name}.pyx"], **common) for name in modules]
@@ -98,7 +106,7 @@ def cython_directives():
         "wraparound": DEBUG,
         "initializedcheck": DEBUG,
         # C division everywhere (the kernels divide only non-negative numbers or through the
-        # floor helpers of _geometry.pxd), so that the debug build computes the same thing.
+        # floor_div and ceil_div helpers of _conv.pyx), so that the debug build computes the same thing.
         "cdivision": True,
         "embedsignature": True,
     }

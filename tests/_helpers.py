@@ -2,8 +2,6 @@
 import numpy as np
 from hypothesis import strategies as st
 
-import fastconv.keras as fk
-
 DTYPES = (np.float32, np.float64)
 
 
@@ -47,8 +45,16 @@ def conv_problems(draw, max_size=9, max_channels=12, allow_dilation=True):
 
 
 # ------------------------------------------------- models shared by the Keras tests (K = keras or fastconv.keras)
-def malaria_cnn(K=fk, size=100, dropout=0.5):
+def _keras_module(K):
+    """K, or fastconv.keras by default (imported here, so that the kernel tests do not import it)."""
+    if K is None:
+        import fastconv.keras as K
+    return K
+
+
+def malaria_cnn(K=None, size=100, dropout=0.5):
     """The lecture's malaria CNN, built with Keras (K=keras) or fastconv.keras."""
+    K = _keras_module(K)
     model = K.Sequential()
     model.add(K.layers.Conv2D(filters=32, input_shape=(size, size, 3), kernel_size=(3, 3), padding="same",
                               activation="relu"))
@@ -61,7 +67,8 @@ def malaria_cnn(K=fk, size=100, dropout=0.5):
     return model
 
 
-def lenet5(K=fk, pool=None):
+def lenet5(K=None, pool=None):
+    K = _keras_module(K)
     pool = pool or (lambda: K.layers.AveragePooling2D())
     return K.Sequential([
         K.layers.Conv2D(6, (3, 3), activation="relu", input_shape=(32, 32, 1)), pool(),
@@ -70,7 +77,8 @@ def lenet5(K=fk, pool=None):
         K.layers.Dense(10, activation="softmax")])
 
 
-def residual_model(K=fk, dtype=None):
+def residual_model(K=None, dtype=None):
+    K = _keras_module(K)
     kw = {} if dtype is None else {"dtype": dtype}
     i = K.Input((8, 8, 3), **kw)
     x = K.layers.Conv2D(4, 3, padding="same", activation="relu", **kw)(i)
