@@ -18,31 +18,59 @@ from fastconv.keras.summary import print_summary
 from fastconv.keras.trainer import Trainer
 
 
-def _unique(items):
-    seen, out = set(), []
-    for item in items:
-        if id(item) not in seen:
-            seen.add(id(item))
-            out.append(item)
-    return out
+class _CallGraphs:
+    """The traces of a subclassed model's call(), one per input signature and training flag,
+    behind the interface of a Graph that the training loop uses (run, backprop)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def run(self, arrays, training=False, **kwargs):
+        graph = self.model._trace_graph([a.shape for a in arrays], [a.dtype for a in arrays], training)
+        return graph.run(arrays, training=training, **kwargs)
+
+    def backprop(self, tape, output_grads, wrt_logits=None, inputs_need_grad=False):
+        return tape.graph.backprop(tape, output_grads, wrt_logits, inputs_need_grad)
+
+
+def _operation_free(layers):
+    return [layer for layer in layers if not layer._is_operation]
+
+
+def _input_shapes(input_shape):
+    """A list of shapes from one shape or a list of them."""
+    if isinstance(input_shape, (list, tuple)) and input_shape and all(
+            isinstance(s, (list, tuple)) for s in input_shape):
+        return [tuple(s) for s in input_shape]
+    return [tuple(input_shape)]
 
 
 class Model(Trainer, Layer):
-    """A functional model: ``Model(inputs=Input((28, 28, 1)), outputs=last_layer_output)``."""
+    """A model, as ``keras.Model``, in its two forms:
+
+    - functional: ``Model(inputs=Input((28, 28, 1)), outputs=last_layer_output)``;
+    - subclassed: a subclass whose ``__init__`` creates layers as attributes and whose
+      ``call(inputs, training=False)`` uses them.  The model is built at its first call (or
+      ``build(input_shape)``, ``fit``, ``predict``) by tracing ``call()`` on symbolic inputs into
+      a graph (one per input signature), which then trains as a functional model does.
+    """
 
     _is_sequential = False
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
-        if type(self) is Model and (inputs is None or outputs is None):
-            raise ValueError("Model: pass inputs=... and outputs=... (symbolic tensors from Input() and layer calls). "
-                             "fastconv.keras has no automatic differentiation, so subclassed models with a custom "
-                             "call() are not supported: use Sequential or the functional API.")
+        self._subclassed = inputs is None and type(self).call is not Model.call
+        if (inputs is None) != (outputs is None) or (inputs is None and not self._subclassed
+                                                      and not self._is_sequential):
+            raise ValueError("Model: pass both inputs=... and outputs=... (symbolic tensors from Input() and layer "
+                             "calls), or subclass Model and define call() (subclassed models are built by tracing "
+                             f"it). Received: inputs={inputs!r}, outputs={outputs!r}")
         if name is None and type(self) is Model:
             name = backend.unique_name("functional")
         Layer.__init__(self, name=name, trainable=trainable, **kwargs)
         self._init_trainer()
         self._graph = None
         self._nested_outputs = False
+        self._call_graphs = _CallGraphs(self) if self._subclassed else None
         if inputs is not None:
             self._nested_outputs = isinstance(outputs, (list, tuple))
             ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
@@ -50,7 +78,7 @@ class Model(Trainer, Layer):
             self._set_graph(Graph(ins, outs, self.name))
 
     def _set_graph(self, graph):
-        names = [layer.name for layer in graph.layers]
+        names = [layer.name for layer in _operation_free(graph.layers)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f'Model "{self.name}": the layer names {duplicates} are used more than once; all layer '
@@ -61,7 +89,23 @@ class Model(Trainer, Layer):
     # ------------------------------------------------------------------------------------ graph
     @property
     def layers(self):
-        return self._graph.layers if self._graph is not None else []
+        """The layers: of the graph (functional; keras.ops nodes are not layers), or the ones the
+        model holds as attributes (subclassed), as in Keras."""
+        if self._subclassed:
+            return self._sublayers()
+        return _operation_free(self._graph.layers) if self._graph is not None else []
+
+    def _sublayers(self):
+        if vars(self).get("_subclassed"):
+            return Layer._sublayers(self)
+        graph = vars(self).get("_graph")
+        return _operation_free(graph.layers) if graph is not None else []
+
+    def _summary_layers(self):
+        """The rows of summary(): a functional model's keras.ops nodes are rows too, as in Keras."""
+        if self._subclassed or self._graph is None:
+            return self.layers
+        return self._graph.layers
 
     @property
     def inputs(self):
@@ -83,14 +127,17 @@ class Model(Trainer, Layer):
 
     @property
     def _multiple_inputs(self):
+        if self._subclassed and self._graph is None:
+            return vars(self).get("_list_inputs", False)
         return len(self.inputs) > 1
 
     def _graph_for(self, input_shape):
         self._ensure_built(input_shape)
-        return self._graph
+        return self._call_graphs if self._subclassed else self._graph
 
     def _ensure_built(self, input_shape):
-        pass
+        if self._subclassed and self._graph is None:
+            self.build(input_shape)
 
     def _plot_nodes(self):
         return self._graph.all_nodes if self._graph is not None else []
@@ -116,22 +163,6 @@ class Model(Trainer, Layer):
         raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self.layers]}.")
 
     # ---------------------------------------------------------------------------------- weights
-    @property
-    def weights(self):
-        return _unique(w for layer in self.layers for w in layer.weights)
-
-    @property
-    def trainable_weights(self):
-        if not self.trainable:
-            return []
-        return _unique(w for layer in self.layers for w in layer.trainable_weights)
-
-    @property
-    def non_trainable_weights(self):
-        if not self.trainable:
-            return self.weights
-        return _unique(w for layer in self.layers for w in layer.non_trainable_weights)
-
     def set_weights(self, weights):
         """Set all weights from a list in the order of ``get_weights()`` (layer by layer, in each
         layer kernel then bias...)."""
@@ -146,21 +177,62 @@ class Model(Trainer, Layer):
         for variable, value in zip(own, weights):
             variable.assign(value)
 
+    def _check_built(self):
+        if self._subclassed and self._graph is None:
+            raise ValueError("This model has not yet been built. Build the model first by calling `build()` or by "
+                             "calling the model on a batch of data.")
+
     def summary(self, line_length=None, positions=None, print_fn=None):
         """Print Keras's table of layers, output shapes and parameter counts."""
+        self._check_built()
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
+
+    def count_params(self):
+        self._check_built()
+        return super().count_params()
 
     # ------------------------------------------------------------------ the model as a layer
     def build(self, input_shape):
+        """A subclassed model: trace call() on symbolic inputs of ``input_shape`` (with the
+        batch axis, e.g. (None, 28, 28, 1); a list of shapes for several inputs)."""
+        if self._subclassed and self._graph is None:
+            shapes = _input_shapes(input_shape)
+            if "_list_inputs" not in vars(self):
+                self._list_inputs = len(shapes) > 1
+            self._build_input_shape = shapes if self._list_inputs else shapes[0]
+            self._set_graph(self._trace_graph(shapes, [self.dtype] * len(shapes), False))
         self.built = True
+
+    def _trace_graph(self, shapes, dtypes, training):
+        """The graph of call() for these inputs (traced once per signature and training flag)."""
+        trace = self._trace(shapes, dtypes, training)
+        if trace.graph is None:
+            raise ValueError(f'Model "{self.name}" ({type(self).__name__}): fastconv.keras could not trace its call() '
+                             f"on symbolic inputs of shape {[(None,) + tuple(s)[1:] for s in shapes]}: "
+                             f"{type(trace.error).__name__}: {trace.error}. A subclassed model's call() must be "
+                             "written with fastconv.keras layers and fastconv.keras.ops (or operators) on its "
+                             "inputs.") from trace.error
+        return trace.graph
+
+    def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
+        if self._subclassed and self._graph is None and "_list_inputs" not in vars(self):
+            self._list_inputs = isinstance(inputs, (list, tuple))
+        return super().__call__(inputs, *args, training=training, mask=mask, **kwargs)
 
     def _check_input(self, shapes):
         for i, (shape, t) in enumerate(zip(shapes, self.inputs)):
-            InputSpec(ndim=len(t.shape)).check(self, shape, i)
+            known = {axis: d for axis, d in enumerate(t.shape) if axis > 0 and d is not None}
+            InputSpec(ndim=len(t.shape), axes=known).check(self, shape, i)
 
     def compute_output_shape(self, input_shape):
-        shapes = [t.shape for t in self.outputs]
-        return shapes if len(shapes) > 1 else shapes[0]
+        """The output shapes for inputs of ``input_shape``: each layer's computed from its inputs
+        (a model built for any image size, given 32x32 images, gives its 32x32 outputs)."""
+        shapes = _input_shapes(input_shape) if self._multiple_inputs else [tuple(input_shape)]
+        if self._subclassed:
+            out = [t.shape for t in self._trace_graph(shapes, [self.dtype] * len(shapes), False).outputs]
+        else:
+            out = self._graph.output_shapes(shapes)
+        return out if len(out) > 1 else out[0]
 
     def call(self, inputs, training=False):
         arrays = list(inputs) if self._multiple_inputs else [inputs]
@@ -174,8 +246,8 @@ class Model(Trainer, Layer):
         return (outputs if len(outputs) > 1 else outputs[0]), tape
 
     def backward(self, tape, grad, need_input_grad=True):
-        grads = grad if len(self.outputs) > 1 else [grad]
-        input_grads, weight_grads = self._graph.backprop(tape, grads, inputs_need_grad=need_input_grad)
+        grads = grad if len(tape.graph.outputs) > 1 else [grad]
+        input_grads, weight_grads = tape.graph.backprop(tape, grads, inputs_need_grad=need_input_grad)
         return (input_grads if self._multiple_inputs else input_grads[0]), weight_grads
 
     # ----------------------------------------------------------------------------- save & load
@@ -195,6 +267,11 @@ class Model(Trainer, Layer):
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
 
     def get_config(self):
+        """A functional model's graph of layers; a subclassed model's constructor arguments
+        (its own get_config, or Keras's automatic one when they are plain values)."""
+        if self._subclassed:
+            return {"name": self.name, **self._automatic_config(Model), "trainable": self.trainable,
+                    "dtype": self.dtype}
         nodes = [n for n in self._graph.all_nodes]
         index = {id(n): i for i, n in enumerate(nodes)}
 
@@ -210,10 +287,14 @@ class Model(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """A model from its get_config(): a functional one from its graph; a subclassed one
+        from its constructor arguments (``cls(**config)``), as Keras does."""
         return cls._from_config_with_objects(config, custom_objects)
 
     @classmethod
     def _from_config_with_objects(cls, config, custom_objects=None):
+        if "layers" not in config or cls.call is not Model.call:
+            return Layer.from_config.__func__(cls, config)
         layers = {c["config"]["name"]: deserialize_layer(c, custom_objects) for c in config["layers"]}
         tensors = []  # per node of the saved graph, its output tensors in the new one
         for spec in config["nodes"]:
@@ -256,6 +337,9 @@ class Sequential(Model):
     @property
     def layers(self):
         return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
+
+    def _sublayers(self):
+        return [layer for layer in vars(self).get("_layers", []) if not isinstance(layer, InputLayer)]
 
     def add(self, layer):
         """Append a layer.  With a known input shape it is called at once, so that a layer that does

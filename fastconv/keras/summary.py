@@ -1,6 +1,6 @@
 """``model.summary()``: Keras 3's table (rich's box drawing, rendered here without rich).
 
-Sequential and chain-like functional models get the columns Layer (type) / Output Shape /
+Sequential, subclassed and chain-like functional models get the columns Layer (type) / Output Shape /
 Param #, in a table 88 characters wide; other functional models also Connected to, 108 wide;
 both are narrowed to the terminal's width minus 4, as Keras does.  Below the table: total,
 trainable and non-trainable parameter counts with their size in bytes, and the optimizer's
@@ -91,8 +91,11 @@ def _table(header, rows, widths, align):
     return out
 
 
-def _output_shape_text(layer, nodes):
+def _output_shape_text(layer, nodes, subclassed=False):
     mine = [n for n in layer._inbound_nodes if n in nodes]
+    if not mine and subclassed and layer._inbound_nodes:
+        # Called only in another trace of the model's call() (e.g. a layer used in training only).
+        mine = layer._inbound_nodes[-1:]
     if not mine:
         return "?"
     shapes = [_shape_text(t.shape) for n in mine for t in n.outputs]
@@ -100,8 +103,9 @@ def _output_shape_text(layer, nodes):
 
 
 def _is_chain(model, nodes):
-    """Keras's "sequential-like": one node per depth (no branch, no join) and no shared layer."""
-    if model._is_sequential:
+    """Keras's "sequential-like": one node per depth (no branch, no join) and no shared layer;
+    a subclassed model is listed as a plain sequence of its layers."""
+    if model._is_sequential or model._subclassed:
         return True
     readers = collections.Counter(id(t) for n in nodes for t in n.inputs)
     return (all(len(n.inputs) <= 1 for n in nodes) and all(c <= 1 for c in readers.values())
@@ -121,9 +125,9 @@ def print_summary(model, line_length=None, positions=None, print_fn=None):
     widths = _rich_widths(positions, line_length, len(header))
 
     rows = []
-    for layer in model.layers:
+    for layer in model._summary_layers():
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        cells = [f"{layer.name} ({type(layer).__name__})", _output_shape_text(layer, nodes), params]
+        cells = [f"{layer.name} ({type(layer).__name__})", _output_shape_text(layer, nodes, model._subclassed), params]
         if not chain:
             sources = []
             for node in layer._inbound_nodes:
