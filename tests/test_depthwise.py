@@ -78,6 +78,7 @@ def test_matches_reference(problem, dtype, data_format):
     ((1, 30, 17, 24), (5, 5), 2, 2, "SAME"),
     ((3, 9, 40, 3), (3, 1), 3, (1, 3), "VALID"),
     ((2, 13, 11, 2), (2, 2), 1, 3, "VALID"),      # stride > kernel: rows and columns no output saw
+    ((2, 6, 30, 9), (2, 11), 2, 1, "SAME"),       # more horizontal taps than a register tile
 ])
 def test_larger_shapes(shape, kernel, multiplier, stride, padding):
     rng = np.random.default_rng(1)

@@ -12,7 +12,8 @@
  *   dw_row         dst[d, j] = act(bias[j] + sum over taps (a, b) of src_a[s(d, b), j] * w[a, b, j])
  *                  (forward, and the input gradient with the gather geometry of fc_dw_axis)
  *   dw_filter_row  partial[a, b, j] += sum over d of src_a[s(d, b), j] * dy[d, j]
- *                  (filter gradient, forward geometry)
+ *                  (filter gradient, forward geometry; the kw taps of a row share each load
+ *                  of dy and accumulate in registers along the whole row)
  *
  * The row kernel keeps a register tile of FC_DW_TILE destination pixels x one vector of channels:
  * each filter vector is loaded once per tap and used for all the tile's pixels, each source
@@ -187,56 +188,97 @@ FC_FN(dw_row)(const fc_dw_axis *h, ptrdiff_t nv, const ptrdiff_t *wrow, const FC
     }
 }
 
-/* p[0 .. lanes) += sum over k < n of s[k * sstep + l] * g[k * gstep + l], in four interleaved
-   partial sums (independent FMA chains; their order is fixed by n alone). */
+/* Filter gradient of one vector of channels (j .. j + lanes) for `taps` consecutive horizontal
+   taps b0 .. b0 + taps - 1 of one vertical tap: p[t * CM] += sum over the outputs d of
+   src[s(d, b0 + t) * CM] * dy[d * CM], where s(d, b) = d * up + off0 + b * tstep.  One output
+   gradient vector serves all the taps; the outputs [lo, hi), where every tap reads inside the
+   row, go two at a time into two sets of accumulators (independent FMA chains), the border
+   outputs one by one with the taps that stay inside.  The summation order depends on the shapes
+   alone. */
 static FC_TARGET inline __attribute__((always_inline)) void
-FC_FN(dw_filter_vector)(const int lanes, ptrdiff_t n, const FC_T *s, ptrdiff_t sstep, const FC_T *g,
-                        ptrdiff_t gstep, FC_T *p)
+FC_FN(dw_filter_taps)(const int taps, const int lanes, const fc_dw_axis *h, ptrdiff_t b0, ptrdiff_t lo, ptrdiff_t hi,
+                      const FC_T *src, const FC_T *dy, ptrdiff_t CM, FC_T *p)
 {
     typedef FC_FN(dwvec) vec;
     const vec zero = {0};
-    vec a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-    ptrdiff_t k = 0;
-    for (; k + 4 <= n; k += 4) {
-        a0 += FC_FN(dw_load)(s, lanes) * FC_FN(dw_load)(g, lanes);
-        a1 += FC_FN(dw_load)(s + sstep, lanes) * FC_FN(dw_load)(g + gstep, lanes);
-        a2 += FC_FN(dw_load)(s + 2 * sstep, lanes) * FC_FN(dw_load)(g + 2 * gstep, lanes);
-        a3 += FC_FN(dw_load)(s + 3 * sstep, lanes) * FC_FN(dw_load)(g + 3 * gstep, lanes);
-        s += 4 * sstep;
-        g += 4 * gstep;
+    vec even[FC_DW_TILE], odd[FC_DW_TILE];
+    const ptrdiff_t tap_step = h->tstep * CM, out_step = h->up * CM;
+#pragma GCC unroll 8
+    for (int t = 0; t < taps; t++)
+        even[t] = odd[t] = zero;
+    ptrdiff_t d = lo;
+    const FC_T *s = src + (lo * h->up + h->off0 + b0 * h->tstep) * CM;
+    for (; d + 2 <= hi; d += 2) {
+        const vec g0 = FC_FN(dw_load)(dy + d * CM, lanes), g1 = FC_FN(dw_load)(dy + (d + 1) * CM, lanes);
+#pragma GCC unroll 8
+        for (int t = 0; t < taps; t++) {
+            even[t] += FC_FN(dw_load)(s + t * tap_step, lanes) * g0;
+            odd[t] += FC_FN(dw_load)(s + t * tap_step + out_step, lanes) * g1;
+        }
+        s += 2 * out_step;
     }
-    for (; k < n; k++) {
-        a0 += FC_FN(dw_load)(s, lanes) * FC_FN(dw_load)(g, lanes);
-        s += sstep;
-        g += gstep;
+    for (ptrdiff_t k = 0; k < h->dst; k++) {
+        if (k == lo)
+            k = d;   /* the interior's odd last output, if any, then the right border */
+        if (k >= h->dst)
+            break;
+        const vec g = FC_FN(dw_load)(dy + k * CM, lanes);
+#pragma GCC unroll 8
+        for (int t = 0; t < taps; t++) {
+            const ptrdiff_t col = k * h->up + h->off0 + (b0 + t) * h->tstep;
+            if (col >= 0 && col < h->src)
+                even[t] += FC_FN(dw_load)(src + col * CM, lanes) * g;
+        }
     }
-    FC_FN(dw_store)(p, FC_FN(dw_load)(p, lanes) + ((a0 + a1) + (a2 + a3)), lanes);
+#pragma GCC unroll 8
+    for (int t = 0; t < taps; t++)
+        FC_FN(dw_store)(p + t * CM, FC_FN(dw_load)(p + t * CM, lanes) + (even[t] + odd[t]), lanes);
+}
+
+/* All channels of `taps` horizontal taps: full vectors, then the last partial one. */
+static FC_TARGET inline __attribute__((always_inline)) void
+FC_FN(dw_filter_channels)(const int taps, const fc_dw_axis *h, ptrdiff_t b0, ptrdiff_t lo, ptrdiff_t hi,
+                          const FC_T *src, const FC_T *dy, ptrdiff_t CM, FC_T *p)
+{
+    ptrdiff_t j = 0;
+    for (; j + FC_VL <= CM; j += FC_VL)
+        FC_FN(dw_filter_taps)(taps, FC_VL, h, b0, lo, hi, src + j, dy + j, CM, p + j);
+    if (j < CM)
+        FC_FN(dw_filter_taps)(taps, (int)(CM - j), h, b0, lo, hi, src + j, dy + j, CM, p + j);
 }
 
 /* Filter gradient of one output row dy (h->dst pixels x CM), forward geometry (h->down == 1):
    for each vertical tap i (filter row offset wrow[i], input row src_rows[i]) and horizontal tap
-   b, partial[wrow[i] + b * CM + j] += the products over the outputs whose tap b reads inside. */
+   b, partial[wrow[i] + b * CM + j] += the products over the outputs whose tap b reads inside.
+   The horizontal taps go FC_DW_TILE at a time, each group compiled for its size. */
 static FC_TARGET void
 FC_FN(dw_filter_row)(const fc_dw_axis *h, ptrdiff_t nv, const ptrdiff_t *wrow, const FC_T *const *src_rows,
                      const FC_T *dy, ptrdiff_t CM, FC_T *partial)
 {
-    for (ptrdiff_t i = 0; i < nv; i++)
-        for (ptrdiff_t b = 0; b < h->taps; b++) {
+    for (ptrdiff_t b0 = 0; b0 < h->taps; b0 += FC_DW_TILE) {
+        const int taps = (int)(h->taps - b0 < FC_DW_TILE ? h->taps - b0 : FC_DW_TILE);
+        /* The outputs [lo, hi) where the taps b0 .. b0 + taps - 1 all read inside the row. */
+        ptrdiff_t lo = 0, hi = h->dst;
+        for (ptrdiff_t b = b0; b < b0 + taps; b++) {
             const ptrdiff_t base = h->off0 + b * h->tstep;
-            ptrdiff_t lo = fc_dw_ceil_div(-base, h->up), hi = fc_dw_floor_div(h->src - 1 - base, h->up) + 1;
-            lo = lo > 0 ? lo : 0;
-            hi = hi < h->dst ? hi : h->dst;
-            if (lo >= hi)
-                continue;
-            const FC_T *s = src_rows[i] + (lo * h->up + base) * CM;
-            const FC_T *g = dy + lo * CM;
-            FC_T *p = partial + wrow[i] + b * CM;
-            ptrdiff_t j = 0;
-            for (; j + FC_VL <= CM; j += FC_VL)
-                FC_FN(dw_filter_vector)(FC_VL, hi - lo, s + j, h->up * CM, g + j, CM, p + j);
-            if (j < CM)
-                FC_FN(dw_filter_vector)((int)(CM - j), hi - lo, s + j, h->up * CM, g + j, CM, p + j);
+            const ptrdiff_t first = fc_dw_ceil_div(-base, h->up);
+            const ptrdiff_t end = fc_dw_floor_div(h->src - 1 - base, h->up) + 1;
+            lo = first > lo ? first : lo;
+            hi = end < hi ? end : hi;
         }
+        lo = lo < h->dst ? lo : h->dst;
+        hi = hi > lo ? hi : lo;
+        for (ptrdiff_t i = 0; i < nv; i++) {
+            FC_T *p = partial + wrow[i] + b0 * CM;
+            switch (taps) {
+#define FC_DW_TAPS_CASE(n) \
+            case n: FC_FN(dw_filter_channels)(n, h, b0, lo, hi, src_rows[i], dy, CM, p); break;
+            FC_DW_TAPS_CASE(1) FC_DW_TAPS_CASE(2) FC_DW_TAPS_CASE(3) FC_DW_TAPS_CASE(4)
+            FC_DW_TAPS_CASE(5) FC_DW_TAPS_CASE(6) FC_DW_TAPS_CASE(7) FC_DW_TAPS_CASE(8)
+#undef FC_DW_TAPS_CASE
+            }
+        }
+    }
 }
 
 #undef FC_CAT_
