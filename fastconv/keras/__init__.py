@@ -21,6 +21,7 @@ from fastconv.keras import (
     losses,
     metrics,
     models,
+    ops,
     optimizers,
     preprocessing,
     utils,
@@ -29,4 +30,4 @@ from fastconv.keras.layers import Input, Layer
 from fastconv.keras.models import Model, Sequential
 
 __all__ = ["Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks", "datasets",
-           "initializers", "layers", "losses", "metrics", "models", "optimizers", "preprocessing", "utils"]
+           "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "preprocessing", "utils"]

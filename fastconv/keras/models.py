@@ -231,7 +231,7 @@ class Model(Trainer, Layer):
         if self._subclassed:
             out = [t.shape for t in self._trace_graph(shapes, [self.dtype] * len(shapes), False).outputs]
         else:
-            out = self._graph.output_shapes(shapes)
+            out = self._graph_for(shapes[0]).output_shapes(shapes)
         return out if len(out) > 1 else out[0]
 
     def call(self, inputs, training=False):

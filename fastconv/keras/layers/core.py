@@ -1,4 +1,11 @@
-"""Core layers: InputLayer/Input and Dense."""
+"""Core layers: InputLayer/Input, Dense and Lambda."""
+import base64
+import builtins
+import contextlib
+import contextvars
+import inspect
+import marshal
+import types
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -8,7 +15,7 @@ from fastconv.keras.layers._arguments import refuse_unsupported
 from fastconv.keras.layers._with_activation import WithActivation
 from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, Node, _shape_tuple
 
-__all__ = ["Dense", "Input", "InputLayer"]
+__all__ = ["Dense", "Input", "InputLayer", "Lambda"]
 
 
 class InputLayer(Layer):
@@ -117,3 +124,115 @@ class Dense(WithActivation, Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+# Whether deserializing a Lambda may turn the Python code stored in a configuration back into a
+# function (False only inside safe_mode_scope(False), e.g. load_model(..., safe_mode=False)).
+_safe_mode = contextvars.ContextVar("lambda_safe_mode", default=True)
+
+
+@contextlib.contextmanager
+def safe_mode_scope(safe_mode=True):
+    """Within it, ``Lambda.from_config`` without ``safe_mode=`` uses this one (Keras's SafeModeScope)."""
+    token = _safe_mode.set(bool(safe_mode))
+    try:
+        yield
+    finally:
+        _safe_mode.reset(token)
+
+
+def _function_config(fn):
+    """A Python lambda as its bytecode (Keras's "__lambda__" form); a named function by name."""
+    if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
+        closure = None if fn.__closure__ is None else [c.cell_contents for c in fn.__closure__]
+        return {"class_name": "__lambda__",
+                "config": {"code": base64.b64encode(marshal.dumps(fn.__code__)).decode("ascii") + "\n",
+                           "defaults": None if fn.__defaults__ is None else list(fn.__defaults__),
+                           "closure": closure}}
+    return {"module": getattr(fn, "__module__", None), "class_name": "function",
+            "config": getattr(fn, "__name__", repr(fn)), "registered_name": getattr(fn, "__name__", None)}
+
+
+def _function_from_config(config, custom_objects, safe_mode, what):
+    if isinstance(config, dict) and config.get("class_name") == "__lambda__":
+        if safe_mode:
+            raise ValueError(
+                f"Requested the deserialization of a `Lambda` layer whose `{what}` is a Python lambda. This carries "
+                "a potential risk of arbitrary code execution and thus it is disallowed by default. If you trust "
+                "the source of the artifact, you can override this error by passing `safe_mode=False` to the "
+                "loading function.")
+        inner = config["config"]
+        code = marshal.loads(base64.b64decode(inner["code"]))
+        closure = None if inner.get("closure") is None else tuple(types.CellType(v) for v in inner["closure"])
+        defaults = None if inner.get("defaults") is None else tuple(inner["defaults"])
+        return types.FunctionType(code, {"__builtins__": builtins}, code.co_name, defaults, closure)
+    name = config.get("registered_name") or config.get("config") if isinstance(config, dict) else config
+    if callable(name):
+        return name
+    fn = (custom_objects or {}).get(name)
+    if fn is None:
+        raise ValueError(f"Lambda: the {what} {name!r} of the configuration is not known; pass "
+                         f"custom_objects={{{name!r}: the_function}}")
+    return fn
+
+
+class Lambda(Layer):
+    """A function as a layer: ``Lambda(lambda x: x[:, :, :, :1] * 2)``.
+
+    Its function is traced as a custom layer's call() is: written with fastconv.keras.ops,
+    operators and layers, it has a gradient and trains; with other NumPy code it runs (predict)
+    but cannot be trained.  ``output_shape`` (without the batch axis, or a function of the input
+    shape) overrides the traced shape.  A saved Lambda holds Python code: loading it is refused
+    unless ``safe_mode=False``, as in Keras.
+    """
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f'Lambda "{self.name}": function must be callable. Received: function={function!r}')
+        if mask is not None:
+            raise ValueError(f'Lambda "{self.name}": masks are not supported by fastconv.keras. Received: mask={mask!r}')
+        self.function = function
+        self.arguments = dict(arguments or {})
+        self.mask = None
+        self._output_shape = output_shape
+        try:
+            parameters = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            parameters = {}
+        self._fn_expects_training_arg = "training" in parameters
+
+    def compute_output_shape(self, input_shape):
+        if self._output_shape is None:
+            return super().compute_output_shape(input_shape)
+        if callable(self._output_shape):
+            return self._output_shape(input_shape)
+        batch = (input_shape[0] if self._multiple_inputs else input_shape)[0]
+        return (batch,) + tuple(self._output_shape)
+
+    def call(self, inputs, training=None):
+        kwargs = dict(self.arguments)
+        if self._fn_expects_training_arg:
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def get_config(self):
+        config = {**super().get_config(), "function": _function_config(self.function)}
+        if self._output_shape is not None:
+            config["output_shape"] = (_function_config(self._output_shape) if callable(self._output_shape)
+                                      else list(self._output_shape))
+        config["arguments"] = dict(self.arguments)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None, safe_mode=None):
+        """``safe_mode`` None: the one of the enclosing safe_mode_scope (True outside any)."""
+        safe_mode = _safe_mode.get() if safe_mode is None else bool(safe_mode)
+        config = dict(config)
+        config["function"] = _function_from_config(config["function"], custom_objects, safe_mode, "function")
+        shape = config.get("output_shape")
+        if isinstance(shape, dict):
+            config["output_shape"] = _function_from_config(shape, custom_objects, safe_mode, "output_shape")
+        elif shape is not None:
+            config["output_shape"] = tuple(shape)
+        return cls(**config)
