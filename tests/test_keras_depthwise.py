@@ -152,3 +152,16 @@ def test_wrong_channel_count_after_build():
     layer(np.ones((1, 5, 5, 2)))
     with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 2"):
         layer(np.ones((1, 5, 5, 3)))
+
+
+def test_keras_files_load_both_ways(keras, tmp_path):
+    x = np.random.default_rng(4).random((2, 12, 12, 3), dtype=np.float32)
+    ours = _mobilenet_block(fk)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
+                               ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs = _mobilenet_block(keras)
+    theirs.save(tmp_path / "theirs.keras")
+    loaded = fk.models.load_model(tmp_path / "theirs.keras")
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in theirs.layers]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
