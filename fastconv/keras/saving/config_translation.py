@@ -38,6 +38,9 @@ _MAX_DEPTH = 32          # models nested in models
 _MAX_LAYERS = 100_000
 _MAX_DIM = 2 ** 31 - 1   # one axis of an input
 _MAX_SAMPLE = 2 ** 31    # elements of one sample of an input
+# What a class's from_config or a layer call may raise on a configuration of the wrong types
+# (a string where a number belongs...): reported as a ValueError naming the file and the layer.
+CONFIG_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError)
 
 
 class Context:
@@ -292,7 +295,7 @@ def _initializer_from_keras(ctx, value, what):
     return {"class_name": class_name, "config": _keep_known(ctx, cls, config, what)}
 
 
-def _layer_config_from_keras(ctx, cls, config, what, legacy):
+def _layer_config_from_keras(ctx, cls, config, what):
     out = {}
     for key, value in config.items():
         _expect(ctx, key, str, f"{what}: a config key")
@@ -305,7 +308,7 @@ def _layer_config_from_keras(ctx, cls, config, what, legacy):
             value = _expect(ctx, value.get("config"), str, f"{what}: activation")
         elif _is_serialized_object(value):
             value = {"class_name": value["class_name"], "config": value["config"]}
-        elif legacy and key == "axis" and isinstance(value, list) and len(value) == 1:
+        elif key == "axis" and isinstance(value, list) and len(value) == 1:
             value = value[0]   # tf.keras 2 writes BatchNormalization's axis as a list
         out[key] = value
     _check_sizes(ctx, out, what)
@@ -329,12 +332,12 @@ def _check_sizes(ctx, config, what):
             raise ctx.error(f"{what}: {key}={_short(shape)} asks for more than {_MAX_SAMPLE} values per sample")
 
 
-def layer_from_keras(ctx, entry, legacy=False, depth=0):
+def layer_from_keras(ctx, entry, depth=0):
     """A fastconv layer (or model) from its Keras serialization."""
     _expect(ctx, entry, dict, "a layer entry")
     config = entry.get("config")
     if entry.get("class_name") in _MODEL_CLASS_NAMES:
-        return model_from_keras(ctx, entry, legacy, depth + 1)
+        return model_from_keras(ctx, entry, depth + 1)
     _expect(ctx, config, dict, f"layer {entry.get('name')!r}: config")
     layer_name = config.get("name", entry.get("name"))
     ctx.layer_count += 1
@@ -342,14 +345,14 @@ def layer_from_keras(ctx, entry, legacy=False, depth=0):
         raise ctx.error(f"the configuration holds more than {_MAX_LAYERS} layers")
     cls = _layer_class(ctx, entry, layer_name)
     what = f"layer {layer_name!r} ({entry['class_name']})"
-    translated = _layer_config_from_keras(ctx, cls, config, what, legacy)
+    translated = _layer_config_from_keras(ctx, cls, config, what)
     try:
         return cls.from_config(translated)
-    except (ValueError, TypeError) as exc:
+    except CONFIG_ERRORS as exc:
         raise ctx.error(f"{what}: {exc}") from None
 
 
-def model_from_keras(ctx, entry, legacy=False, depth=0):
+def model_from_keras(ctx, entry, depth=0):
     """A Sequential or functional model from a Keras (3 or tf.keras 2) serialization."""
     from fastconv.keras import models
 
@@ -368,20 +371,20 @@ def model_from_keras(ctx, entry, legacy=False, depth=0):
         try:
             model = models.Sequential(name=name, trainable=trainable)
             for layer_entry in layers:
-                model.add(layer_from_keras(ctx, layer_entry, legacy, depth))
+                model.add(layer_from_keras(ctx, layer_entry, depth))
             shape = config.get("build_input_shape")
             if not model.inputs and isinstance(shape, list):
                 _check_sizes(ctx, {"batch_shape": shape}, f"model {name!r}: build_input_shape")
                 model.build(shape)
-        except (ValueError, TypeError) as exc:
+        except CONFIG_ERRORS as exc:
             if str(exc).startswith(ctx.where):
                 raise
             raise ctx.error(f"model {name!r}: {exc}") from None
         return model
-    return _functional_from_keras(ctx, config, name, trainable, legacy, depth)
+    return _functional_from_keras(ctx, config, name, trainable, depth)
 
 
-def _functional_from_keras(ctx, config, name, trainable, legacy, depth):
+def _functional_from_keras(ctx, config, name, trainable, depth):
     from fastconv.keras import models
 
     created = {}     # layer name -> layer
@@ -390,7 +393,7 @@ def _functional_from_keras(ctx, config, name, trainable, legacy, depth):
     pending = []     # [layer name, [node data...]] in the order of the configuration
     for entry in config["layers"]:
         _expect(ctx, entry, dict, f"model {name!r}: a layer entry")
-        layer = layer_from_keras(ctx, entry, legacy, depth)
+        layer = layer_from_keras(ctx, entry, depth)
         layer_name = entry.get("name", layer.name)
         _expect(ctx, layer_name, str, f"model {name!r}: a layer name")
         if layer_name in created:
@@ -470,7 +473,7 @@ def _functional_from_keras(ctx, config, name, trainable, legacy, depth):
                     break
                 try:
                     out = created[layer_name](inputs)
-                except (ValueError, TypeError) as exc:
+                except CONFIG_ERRORS as exc:
                     raise ctx.error(f"model {name!r}: layer {layer_name!r}: {exc}") from None
                 outputs[layer_name].append(out if isinstance(out, list) else [out])
                 nodes.pop(0)
@@ -495,7 +498,7 @@ def _functional_from_keras(ctx, config, name, trainable, legacy, depth):
         raise ctx.error(f"model {name!r}: its inputs or outputs name tensors that the graph does not produce")
     try:
         return models.Model(inputs, outs, name=name, trainable=trainable)
-    except (ValueError, TypeError) as exc:
+    except CONFIG_ERRORS as exc:
         raise ctx.error(f"model {name!r}: {exc}") from None
 
 
@@ -574,7 +577,7 @@ def _object_from_keras(ctx, value, module, what):
         config = _keep_known(ctx, cls, config, what)
     try:
         return cls.from_config(config)
-    except (ValueError, TypeError) as exc:
+    except CONFIG_ERRORS as exc:
         raise ctx.error(f"{what}: {exc}") from None
 
 
@@ -598,5 +601,5 @@ def compile_from_keras(ctx, model, config):
     arguments = {k: config.get(k) for k in ("loss_weights", "weighted_metrics") if config.get(k) is not None}
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=metric_objects, **arguments)
-    except (ValueError, TypeError) as exc:
+    except CONFIG_ERRORS as exc:
         raise ctx.error(f"compile configuration: {exc}") from None

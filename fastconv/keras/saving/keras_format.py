@@ -25,6 +25,7 @@ import numpy as np
 
 from fastconv.keras.saving import config_translation as translation
 from fastconv.keras.saving.atomic import atomic_write
+from fastconv.keras.saving.optimizer_state import MAX_ITERATIONS, OptimizerState
 from fastconv.keras.saving.safe_h5 import SafeH5, h5py
 from fastconv.keras.saving.safe_zip import SafeZip
 
@@ -37,14 +38,6 @@ MAX_METADATA_BYTES = 1 << 20
 # A model built from a file may allocate this many times the bytes its weights take in the file,
 # plus this allowance (weights are stored uncompressed by Keras; see load_model).
 BUDGET_FACTOR, BUDGET_ALLOWANCE = 4, 64 << 20
-MAX_ITERATIONS = 2 ** 62
-
-# The order of an optimizer's slots in Keras: one group per add_optimizer_variables call, each
-# group variable by variable.  Other optimizers: one group per slot, Keras's usual layout.
-_KERAS_SLOT_GROUPS = {"Adam": (("momentum", "velocity"), ("velocity_hat",)),
-                      "RMSprop": (("velocity",), ("momentum",), ("average_gradient",)),
-                      "SGD": (("momentum",),)}
-
 
 # ------------------------------------------------------------------------- the weight layout
 def keras_variable_order(layer):
@@ -76,33 +69,11 @@ def weight_tree(model, prefix=""):
     return out
 
 
-def _slot_permutation(optimizer, n_variables):
-    """Indices into ``optimizer.state_arrays`` (variable by variable, slot by slot) in Keras's
-    order of the optimizer's variables."""
-    names = list(optimizer._slot_names)
-    groups = _KERAS_SLOT_GROUPS.get(type(optimizer).__name__, ())
-    groups = [[n for n in g if n in names] for g in groups]
-    groups += [[n] for n in names if not any(n in g for g in groups)]
-    return [i * len(names) + names.index(n) for g in groups for i in range(n_variables) for n in g]
-
-
 def optimizer_state(model):
-    """(names, arrays) of the optimizer's variables in Keras's order, or None when the model is
-    not compiled."""
+    """The optimizer's variables as Keras would save them now, or None when not compiled."""
     if not getattr(model, "compiled", False) or model.optimizer is None:
         return None
-    optimizer = model.optimizer
-    names = ["iteration", "learning_rate"]
-    arrays = [np.array(optimizer.iterations, dtype=np.int64), np.array(optimizer.learning_rate, dtype=np.float32)]
-    trainable = model.trainable_weights
-    if optimizer.built and optimizer._slot_names:
-        state = optimizer.state_arrays(trainable)
-        slots = [(v, n) for v in trainable for n in optimizer._slot_names]
-        for i in _slot_permutation(optimizer, len(trainable)):
-            variable, slot = slots[i]
-            names.append(f"{variable.path.replace('/', '_')}_{slot}")
-            arrays.append(state[i])
-    return names, arrays
+    return OptimizerState(model, build=False)
 
 
 def write_weights(model, fileobj, include_optimizer=True):
@@ -117,7 +88,7 @@ def write_weights(model, fileobj, include_optimizer=True):
         if state is not None:
             group = f.create_group("optimizer/vars")
             group.attrs["name"] = model.optimizer.name
-            for i, value in enumerate(state[1]):
+            for i, value in enumerate(state.arrays):
                 group[str(i)] = value
 
 
@@ -170,35 +141,17 @@ def read_optimizer(h5, model):
     group, vars_path = _vars_group(h5, "optimizer")
     if group is None:
         return None
-    optimizer = model.optimizer
-    trainable = model.trainable_weights
-    n_slots = len(optimizer._slot_names)
+    state = OptimizerState(model)
     keys = h5.keys(group, vars_path)
-    expected = 2 + n_slots * len(trainable)
-    if len(keys) != expected:
-        warnings.warn(f"Skipping variable loading for optimizer '{optimizer.name}', because it has {expected} "
-                      f"variables whereas the saved optimizer has {len(keys)} variables.", stacklevel=3)
+    if len(keys) != len(state.names):
+        warnings.warn(f"Skipping variable loading for optimizer '{model.optimizer.name}', because it has "
+                      f"{len(state.names)} variables whereas the saved optimizer has {len(keys)} variables.",
+                      stacklevel=3)
         return None
-    iterations = h5.dataset(group, "0", f"{vars_path}/0", (), kinds="iu")
-    if not 0 <= int(iterations) <= MAX_ITERATIONS:
-        raise h5.error(f"{vars_path}/0", f"the optimizer's iteration count is {int(iterations)}; it must be in "
-                                         f"[0, {MAX_ITERATIONS}]")
-    learning_rate = float(h5.dataset(group, "1", f"{vars_path}/1", ()))
-    if not np.isfinite(learning_rate) or learning_rate < 0:
-        raise h5.error(f"{vars_path}/1", f"the learning rate is {learning_rate}; it must be a finite number >= 0")
-    slots = [None] * (n_slots * len(trainable))
-    shapes = [v.shape for v in trainable for _ in optimizer._slot_names]
-    for k, i in enumerate(_slot_permutation(optimizer, len(trainable))):
-        slots[i] = h5.dataset(group, str(2 + k), f"{vars_path}/{2 + k}", shapes[i])
-
-    def load():
-        if n_slots:
-            optimizer.load_state_arrays(trainable, int(iterations), slots)
-        else:
-            optimizer.iterations = int(iterations)
-        optimizer.learning_rate = learning_rate
-
-    return load
+    values = [h5.dataset(group, str(k), f"{vars_path}/{k}", a.shape, kinds="iu" if k == 0 else "f")
+              for k, a in enumerate(state.arrays)]
+    state.check(values, lambda k, message: h5.error(f"{vars_path}/{k}", message))
+    return lambda: state.load(values)
 
 
 def assign(plan):
@@ -233,7 +186,7 @@ def weight_budget(stored_bytes):
     return [BUDGET_FACTOR * stored_bytes + BUDGET_ALLOWANCE]
 
 
-def build_model(ctx, config, budget, legacy=False):
+def build_model(ctx, config, budget):
     """The model of a Keras configuration, its weights' allocation bounded by ``budget``."""
     from fastconv.keras.layers import base
 
@@ -242,7 +195,7 @@ def build_model(ctx, config, budget, legacy=False):
         raise ctx.error(f"the configuration is not a Sequential or functional model (found {found!r})")
     token = base.weight_bytes_left.set(budget)
     try:
-        return translation.model_from_keras(ctx, config, legacy=legacy)
+        return translation.model_from_keras(ctx, config)
     except RecursionError:
         raise ctx.error("the configuration is nested too deeply") from None
     finally:
@@ -384,11 +337,13 @@ def _load_old_model(zf, filepath, metadata, custom_objects, compile):
             state = _read_npz(npz, where, first_kinds="iu")
         if not state or state[0].shape != () or not 0 <= int(state[0]) <= MAX_ITERATIONS:
             raise ValueError(f"{where}: the optimizer's iteration count must be a number in [0, {MAX_ITERATIONS}]")
-        trainable = model.trainable_weights
-        shapes = [v.shape for v in trainable for _ in model.optimizer._slot_names]
-        if [a.shape for a in state[1:]] != shapes:
+        # The earlier format saved the slots alone; the learning rate and scalars stay as compiled.
+        current = model.optimizer.state_arrays(model.trainable_weights)
+        slots = [a.shape for a in current[:len(state) - 1]]
+        if [a.shape for a in state[1:]] != slots:
             raise ValueError(f"{where}: the optimizer's state has shapes {[a.shape for a in state[1:]]}; the model "
-                             f"needs {shapes}")
+                             f"needs {slots}")
+        state = state + current[len(state) - 1:]
     assign(plan)
     if state is not None:
         model.optimizer.load_state_arrays(model.trainable_weights, int(state[0]), state[1:])

@@ -18,11 +18,10 @@ import json
 import os
 import warnings
 
-import numpy as np
-
 from fastconv.keras.saving import config_translation as translation
 from fastconv.keras.saving import keras_format
 from fastconv.keras.saving.atomic import atomic_write
+from fastconv.keras.saving.optimizer_state import OptimizerState
 from fastconv.keras.saving.safe_h5 import SafeH5, h5py
 
 
@@ -63,9 +62,9 @@ def save_model(model, filepath):
             _write_weights_group(h5.create_group("model_weights"), model)
             if state is not None:
                 group = h5.create_group("optimizer_weights")
-                names = [f"{model.optimizer.name}/{n}" for n in state[0]]
+                names = [f"{model.optimizer.name}/{n}" for n in state.names]
                 _write_strings(group, "weight_names", names)
-                for name, value in zip(names, state[1]):
+                for name, value in zip(names, state.arrays):
                     group.create_dataset(name, data=value)
 
 
@@ -167,36 +166,16 @@ def _read_optimizer(h5, model):
     if group is None or not getattr(model, "compiled", False):
         return None
     names = h5.string_list(group, "weight_names", "optimizer_weights")
-    optimizer = model.optimizer
-    trainable = model.trainable_weights
-    slot_names = optimizer._slot_names
-    expected = 2 + len(slot_names) * len(trainable)
-    if len(names) != expected:
+    state = OptimizerState(model)
+    if len(names) != len(state.names):
         warnings.warn("Error in loading the saved optimizer state: the file holds "
-                      f"{len(names)} optimizer variables, {optimizer.name} has {expected}. As a result, your model "
-                      "is starting with a freshly initialized optimizer.", stacklevel=3)
+                      f"{len(names)} optimizer variables, {model.optimizer.name} has {len(state.names)}. As a result, "
+                      "your model is starting with a freshly initialized optimizer.", stacklevel=3)
         return None
-    iterations = _dataset_at(h5, group, "optimizer_weights", names[0], (), kinds="fiu")
-    if not 0 <= float(iterations) <= keras_format.MAX_ITERATIONS or float(iterations) != int(iterations):
-        raise h5.error(f"optimizer_weights/{names[0]}", f"the optimizer's iteration count is {iterations!r}; it must "
-                                                        f"be an integer in [0, {keras_format.MAX_ITERATIONS}]")
-    learning_rate = _dataset_at(h5, group, "optimizer_weights", names[1], ())
-    if not np.isfinite(learning_rate) or learning_rate < 0:
-        raise h5.error(f"optimizer_weights/{names[1]}", f"the learning rate is {float(learning_rate)}; it must be a "
-                                                        "finite number >= 0")
-    shapes = [v.shape for v in trainable for _ in slot_names]
-    slots = [None] * len(shapes)
-    for k, i in enumerate(keras_format._slot_permutation(optimizer, len(trainable))):
-        slots[i] = _dataset_at(h5, group, "optimizer_weights", names[2 + k], shapes[i])
-
-    def load():
-        if slot_names:
-            optimizer.load_state_arrays(trainable, int(iterations), slots)
-        else:
-            optimizer.iterations = int(iterations)
-        optimizer.learning_rate = float(learning_rate)
-
-    return load
+    values = [_dataset_at(h5, group, "optimizer_weights", name, a.shape, kinds="fiu" if k == 0 else "f")
+              for k, (name, a) in enumerate(zip(names, state.arrays))]
+    state.check(values, lambda k, message: h5.error(f"optimizer_weights/{names[k]}", message))
+    return lambda: state.load(values)
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
