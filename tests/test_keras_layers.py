@@ -246,6 +246,8 @@ def _all_layers():
         L.ZeroPadding2D(((1, 2), (0, 3))), L.Cropping2D(1, data_format="channels_first"),
         L.UpSampling2D((2, 3), interpolation="bilinear"), L.Reshape((-1, 2)), L.Permute((2, 1)), L.RepeatVector(3),
         L.GlobalMaxPooling2D(data_format="channels_first", keepdims=True),
+        L.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1, activation="gelu"),
+        L.LeakyReLU(0.1), L.ELU(0.5), L.PReLU(alpha_initializer="ones", shared_axes=[1, 2]), L.Softmax(axis=[1, 2]),
         L.DepthwiseConv2D(3, depth_multiplier=2), L.SeparableConv2D(4, (3, 2), strides=2, activation="relu"),
     ]
 

@@ -18,7 +18,7 @@ ELEMENTWISE = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
 @pytest.fixture
 def keras(tf):
     import keras as keras_module
-    keras_module.backend.clear_session()
+    keras_module.backend.clear_session(free_memory=False)
     backend.clear_session()
     return keras_module
 
@@ -72,7 +72,7 @@ def test_parity_with_keras(tf, keras, name):
         symbolic = [(None,) + s[1:] for s in shapes_i]
         assert tuple(f_layer.compute_output_shape(symbolic)) == tuple(k_layer.compute_output_shape(symbolic))
         assert_same_config(f_layer, k_layer)
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
         backend.clear_session()
 
 

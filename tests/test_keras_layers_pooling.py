@@ -17,7 +17,7 @@ CASES = [(dict(), (2, 4, 5, 3)), (dict(keepdims=True), (2, 4, 5, 3)), (dict(data
 @pytest.fixture
 def keras(tf):
     import keras as keras_module
-    keras_module.backend.clear_session()
+    keras_module.backend.clear_session(free_memory=False)
     backend.clear_session()
     return keras_module
 

@@ -35,7 +35,7 @@ CASES = [
 @pytest.fixture
 def keras(tf):
     import keras as keras_module
-    keras_module.backend.clear_session()
+    keras_module.backend.clear_session(free_memory=False)
     backend.clear_session()
     return keras_module
 

@@ -7,7 +7,8 @@ class WithActivation:
     """An ``activation`` applied after the layer's affine map, and its derivative.
 
     The layer's forward cache is a NamedTuple with fields ``y`` (the output) and ``logits``
-    (the pre-activation, kept only for sigmoid and softmax).
+    (the pre-activation, kept only for sigmoid and softmax, whose losses take it as logits, and
+    for the activations whose derivative needs it: silu, gelu, hard_silu, mish).
 
     ``backward`` turns dL/dy into dL/dz through the activation and hands it to
     ``backward_from_logits``, which a model calls directly when the loss has given the gradient of
@@ -28,8 +29,9 @@ class WithActivation:
 
     def _activate(self, z):
         """(y, z kept as logits or None)."""
-        return self.activation(z), (z if self.produces_logits else None)
+        keep = self.produces_logits or activations.needs_input(self.activation)
+        return self.activation(z), (z if keep else None)
 
     def backward(self, cache, grad, need_input_grad=True):
         y = cache.y
-        return self.backward_from_logits(cache, self._activation_grad(y, grad), need_input_grad)
+        return self.backward_from_logits(cache, self._activation_grad(y, grad, cache.logits), need_input_grad)

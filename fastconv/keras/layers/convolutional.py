@@ -18,11 +18,13 @@ from fastconv.keras.layers._arguments import (
     standardize_padding,
     standardize_tuple,
     tf_data_format,
+    window_output_size,
     windowed_output_shape,
 )
 from fastconv.keras.layers.base import InputSpec, Layer
 
-__all__ = ["BaseConv", "BaseDepthwiseConv", "BaseSeparableConv", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"]
+__all__ = ["BaseConv", "BaseDepthwiseConv", "BaseSeparableConv", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D",
+           "SeparableConv2D"]
 from fastconv.keras.layers._depthwise_conv import (
     BaseDepthwiseConv,
     BaseSeparableConv,
@@ -138,3 +140,150 @@ class Conv2D(BaseConv):
         super().__init__(2, filters, kernel_size, strides=strides, padding=padding, data_format=data_format,
                          dilation_rate=dilation_rate, groups=groups, activation=activation, use_bias=use_bias,
                          **kwargs)
+
+
+def _transpose_output_size(size, kernel, stride, dilation, padding, output_padding):
+    """One spatial size after a transposed convolution, by Keras's formula: 'valid' gives
+    (size - 1) * stride + eff + output_padding (by default max(eff, stride) - eff), 'same' gives
+    size * stride (by default) or (size - 1) * stride + eff % 2 + output_padding."""
+    if size is None:
+        return None
+    eff = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        extra = max(eff, stride) - eff if output_padding is None else output_padding
+        return (size - 1) * stride + eff + extra
+    if output_padding is None:
+        return size * stride
+    return (size - 1) * stride + eff % 2 + output_padding
+
+
+class Conv2DTranspose(WithActivation, Layer):
+    """Transposed 2-D convolution ("deconvolution"): the gradient of a Conv2D with respect to
+    its input, used to enlarge feature maps.  Kernel of shape (kernel_height, kernel_width,
+    filters, in_channels), as Keras.
+
+    Forward: ``fastconv.conv2d_transpose`` (then the bias and a ReLU fused in ``bias_add``).
+    Backward: the input gradient is the Conv2D of the output gradient with the same kernel; the
+    kernel gradient is ``conv2d_backprop_filter`` with input and output swapped (the output
+    gradient plays the input of that Conv2D, the layer's input its output gradient).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        owner = f'Conv2DTranspose "{self.name}"'
+        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
+            raise ValueError(f"{owner}: invalid value for argument `filters`. Expected a strictly positive integer. "
+                             f"Received filters={filters!r}")
+        refuse_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                            bias_constraint=bias_constraint)
+        self.filters = int(filters)
+        self.kernel_size = standardize_tuple(kernel_size, 2, "kernel_size", owner)
+        self.strides = standardize_tuple(strides, 2, "strides", owner)
+        self.dilation_rate = standardize_tuple(dilation_rate, 2, "dilation_rate", owner)
+        self.padding = standardize_padding(padding, owner)
+        self.output_padding = None
+        if output_padding is not None:
+            values = (output_padding,) * 2 if isinstance(output_padding, (int, np.integer)) else output_padding
+            try:
+                values = tuple(values)
+            except TypeError:
+                values = ()
+            if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+                                           for v in values):
+                raise ValueError(f"{owner}: the `output_padding` argument must be a tuple of 2 non-negative "
+                                 f"integers. Received: output_padding={output_padding!r}")
+            self.output_padding = tuple(int(v) for v in values)
+            for i, (op, s) in enumerate(zip(self.output_padding, self.strides)):
+                if op >= s:
+                    raise ValueError(f"{owner}: invalid `output_padding` argument. Each value in `output_padding` "
+                                     f"must be strictly less than the corresponding `strides` value. At index {i}, "
+                                     f"`output_padding` is {op} and `strides` is {s}. Received: "
+                                     f"output_padding={self.output_padding}, strides={self.strides}.")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{owner}: `strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                             f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}")
+        self.data_format = standardize_data_format(data_format, owner)
+        self._set_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.input_spec = InputSpec(ndim=4)
+        self._format = tf_data_format(self.data_format)
+        self._fused_relu = self.activation is activations.relu
+
+    def build(self, input_shape):
+        axis = channel_axis(self.data_format)
+        channels = input_shape[axis]
+        if channels is None:
+            raise ValueError(f'Conv2DTranspose "{self.name}": the channel axis of the input must be known; '
+                             f"received shape {tuple(input_shape)}")
+        self.kernel = self.add_weight((*self.kernel_size, self.filters, channels), self.kernel_initializer, "kernel")
+        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
+        self.input_spec = InputSpec(ndim=4, axes={axis: channels})
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        h_axis, w_axis = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        output_padding = self.output_padding or (None, None)
+        sizes = []
+        for axis, k, s, d, op in zip((h_axis, w_axis), self.kernel_size, self.strides, self.dilation_rate,
+                                     output_padding):
+            size = _transpose_output_size(input_shape[axis], k, s, d, self.padding, op)
+            # The output must be an input of the Conv2D whose gradient this is: with 'same', an
+            # even kernel and output_padding 0, it is one row short.
+            if size is not None and window_output_size(size, k, s, d, self.padding) != input_shape[axis]:
+                raise ValueError(
+                    f'Conv2DTranspose "{self.name}": with padding="{self.padding}", kernel_size={self.kernel_size} '
+                    f"and output_padding={self.output_padding}, an input of shape {tuple(input_shape)} gives spatial "
+                    f"size {size}, which a Conv2D with strides {self.strides} does not map back to "
+                    f"{input_shape[axis]}. Use a larger output_padding.")
+            sizes.append(size)
+        if self.data_format == "channels_last":
+            return (input_shape[0], sizes[0], sizes[1], self.filters)
+        return (input_shape[0], self.filters, sizes[0], sizes[1])
+
+    def _check_input(self, shapes):
+        super()._check_input(shapes)
+        self.compute_output_shape(shapes[0])
+
+    def _conv_args(self):
+        return dict(strides=self.strides, padding=self.padding.upper(), data_format=self._format,
+                    dilations=self.dilation_rate)
+
+    def forward(self, x, training=False):
+        out_shape = self.compute_output_shape(x.shape)
+        z = fastconv.conv2d_transpose(x, self.kernel.value, out_shape, **self._conv_args())
+        if self.use_bias:
+            z = fastconv.bias_add(z, self.bias.value, data_format=self._format, relu=self._fused_relu)
+        elif self._fused_relu:
+            z = np.maximum(z, 0)
+        if self._fused_relu:
+            return z, ConvCache(x, z, None)
+        y, logits = self._activate(z)
+        return y, ConvCache(x, y, logits)
+
+    def backward_from_logits(self, cache, dz, need_input_grad=True):
+        x = cache.x
+        grads = {}
+        if self.trainable:
+            grads[self.kernel] = fastconv.conv2d_backprop_filter(dz, self.kernel.shape, x, **self._conv_args())
+            if self.use_bias:
+                grads[self.bias] = fastconv.bias_add_grad(dz, data_format=self._format)
+        dx = fastconv.conv2d(dz, self.kernel.value, **self._conv_args()) if need_input_grad else None
+        return dx, grads
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "output_padding": self.output_padding,
+                "data_format": self.data_format, "dilation_rate": self.dilation_rate,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                # Keras's keys; refuse_unsupported has checked that they are None.
+                "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+                "kernel_constraint": None, "bias_constraint": None}
