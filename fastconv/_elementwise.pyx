@@ -1,12 +1,14 @@
 """Bias kernels: y = x + b along a channel axis (with an optional ReLU) and its gradient.
 
-Private module: fastconv/bias.py views the data as (outer, channels, inner), C-contiguous (inner
+Private module: fastconv/elementwise.py views the data as (outer, channels, inner), C-contiguous (inner
 is 1 for channels-last data, H * W for NCHW), checks the shapes and allocates the outputs.
 """
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stddef cimport ptrdiff_t
+
+from fastconv._slices cimport MAX_SLICES
 
 
 @cython.boundscheck(False)
@@ -24,12 +26,6 @@ def bias_add(const floating[:, :, ::1] x, const floating[::1] bias, floating[:, 
                 if relu and v < 0:
                     v = 0
                 y[o, c, i] = v
-
-
-cdef enum:
-    # The batch is summed in this many fixed slices (one thread each), then the slices in order:
-    # the same bits for any thread count.
-    MAX_SLICES = 16
 
 
 @cython.boundscheck(False)

@@ -11,8 +11,9 @@
  *           [0  1  0 -1]         [ 0    0    1 ]
  *
  * the outputs are Y = A^T [ (G g G^T) .* (B^T d B) ] A: 16 products per channel pair instead of
- * 36.  The filter transform U = G g G^T is done once per call (in Python); here are the input
- * transform V = B^T d B and the output transform, vectorised over the contiguous channel axis.
+ * 36.  The filter transform U = G g G^T is done once, when the plan's filters are packed
+ * (pack_winograd_filters in _conv.pyx); here are the input transform V = B^T d B and the output
+ * transform, vectorised over the contiguous channel axis.
  * Only additions and subtractions: the error stays within a few ulps of the sums involved.
  */
 #define FC_CAT_(a, b) a##_##b
