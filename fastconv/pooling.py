@@ -27,7 +27,7 @@ from fastconv._validation import (
 
 
 class _PoolGeometry:
-    """Validated pooling arguments and the output size; ``geom`` is what the kernels take."""
+    """Validated pooling arguments and the output size; ``plan`` is what the kernels take."""
 
     def __init__(self, fn, input_shape, ksize, strides, padding, data_format, allow_explicit):
         self.data_format = fmt = normalize_data_format(data_format, fn)
@@ -53,16 +53,12 @@ class _PoolGeometry:
             )
         self.input_nhwc = (n, h, w, c)
         self.output_nhwc = (n, oh, ow, c)
-        self.geom = (*self.ksize, *self.strides, pt, pl)
+        self.plan = _pooling.PoolPlan(self.input_nhwc, self.output_nhwc, self.ksize, self.strides, (pt, pl),
+                                      threads_for(n * h * w * c, ELEMENTS_PER_THREAD))
 
     @property
     def output_shape(self):
         return layout_shape(self.output_nhwc, self.data_format)
-
-    @property
-    def n_threads(self):
-        """Threads for one pass over the input (forward or backward)."""
-        return threads_for(int(np.prod(self.input_nhwc)), ELEMENTS_PER_THREAD)
 
     @property
     def input_shape(self):
@@ -87,9 +83,9 @@ def _pool(fn, input, ksize, strides, padding, data_format, out, kind):
     xc = to_nhwc(x, geo.data_format, compute)
     y = direct_output(out, geo.data_format, geo.output_nhwc, compute, (x,))
     if kind == "max":
-        _pooling.max_pool(xc, y, None, geo.geom, geo.n_threads)
+        _pooling.max_pool(geo.plan, xc, y)
     else:
-        _pooling.avg_pool(xc, y, geo.geom, geo.n_threads)
+        _pooling.avg_pool(geo.plan, xc, y)
     return deliver(y, geo.data_format, result_dtype, out)
 
 
@@ -133,7 +129,7 @@ def max_pool_with_argmax(input, ksize, strides, padding, data_format="NHWC", out
     xc = to_nhwc(x, "NHWC", compute)
     y = np.empty(geo.output_nhwc, dtype=compute)
     argmax = np.empty(geo.output_nhwc, dtype=np.int32)
-    _pooling.max_pool(xc, y, argmax, geo.geom, geo.n_threads)
+    _pooling.max_pool(geo.plan, xc, y, argmax)
     argmax = argmax.astype(output_dtype, copy=False)
     if include_batch_in_index:
         argmax += (np.arange(n, dtype=output_dtype) * (h * w * c)).reshape(n, 1, 1, 1)
@@ -171,7 +167,7 @@ def max_pool2d_grad_with_argmax(input_shape, grad, argmax, ksize, strides, paddi
     dx = direct_output(out, "NHWC", geo.input_nhwc, compute, (g, a))
     # The kernel counts the argmax entries that name an element of their own window: a genuine
     # argmax (from max_pool_with_argmax with these arguments) has all of them.
-    matched = _pooling.pool_backward(gc, np.ascontiguousarray(a32), dx, geo.geom, geo.n_threads)
+    matched = _pooling.pool_backward(geo.plan, gc, np.ascontiguousarray(a32), dx)
     if matched != gc.size:
         raise ValueError(f"{fn}: {gc.size - matched} of the {gc.size} argmax entries do not name an element of "
                          f"their window: argmax does not come from max_pool_with_argmax of an input of shape "
@@ -203,9 +199,9 @@ def max_pool2d_grad(orig_input, orig_output, grad, ksize, strides, padding, data
     gc = to_nhwc(g, geo.data_format, compute)
     _check_argmax_size(fn, geo)
     argmax = np.empty(geo.output_nhwc, dtype=np.int32)
-    _pooling.max_pool(xc, np.empty(geo.output_nhwc, dtype=compute), argmax, geo.geom, geo.n_threads)
+    _pooling.max_pool(geo.plan, xc, np.empty(geo.output_nhwc, dtype=compute), argmax)
     dx = direct_output(out, geo.data_format, geo.input_nhwc, compute, (x, g))
-    _pooling.pool_backward(gc, argmax, dx, geo.geom, geo.n_threads)
+    _pooling.pool_backward(geo.plan, gc, argmax, dx)
     return deliver(dx, geo.data_format, result_dtype, out)
 
 
@@ -228,5 +224,5 @@ def avg_pool2d_grad(orig_input_shape, grad, ksize, strides, padding, data_format
         check_out(out, fn, geo.input_shape, result_dtype)
     gc = to_nhwc(g, geo.data_format, compute)
     dx = direct_output(out, geo.data_format, geo.input_nhwc, compute, (g,))
-    _pooling.pool_backward(gc, None, dx, geo.geom, geo.n_threads)
+    _pooling.pool_backward(geo.plan, gc, None, dx)
     return deliver(dx, geo.data_format, result_dtype, out)

@@ -220,3 +220,26 @@ def test_argmax_paths_refuse_images_past_2_31_elements():
     with pytest.raises(ValueError, match="too large for the argmax"):
         fc.max_pool2d_grad_with_argmax(huge.shape, np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32),
                                        46341, 46341, "VALID")
+
+
+def test_pooling_kernels_check_their_buffers_against_the_plan():
+    from fastconv import _pooling
+
+    plan = _pooling.PoolPlan((2, 6, 7, 3), (2, 3, 3, 3), (2, 2), (2, 2), (0, 0), 2)
+    x = np.ones((2, 6, 7, 3), np.float32)
+    y = np.empty((2, 3, 3, 3), np.float32)
+    argmax = np.empty((2, 3, 3, 3), np.int32)
+    _pooling.max_pool(plan, x, y, argmax)
+    np.testing.assert_array_equal(y, 1)
+    with pytest.raises(ValueError, match=r"max_pool: x has shape \(2, 6, 8, 3\); the plan needs \(2, 6, 7, 3\)"):
+        _pooling.max_pool(plan, np.ones((2, 6, 8, 3), np.float32), y)
+    with pytest.raises(ValueError, match=r"avg_pool: y has shape \(2, 3, 4, 3\); the plan needs \(2, 3, 3, 3\)"):
+        _pooling.avg_pool(plan, x, np.empty((2, 3, 4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"max_pool: argmax has shape \(1, 3, 3, 3\)"):
+        _pooling.max_pool(plan, x, y, np.empty((1, 3, 3, 3), np.int32))
+    with pytest.raises(ValueError, match=r"pool_backward: dx has shape \(2, 6, 6, 3\); the plan needs \(2, 6, 7, 3\)"):
+        _pooling.pool_backward(plan, y, argmax, np.empty((2, 6, 6, 3), np.float32))
+    with pytest.raises(ValueError, match="no pooling has input"):
+        _pooling.PoolPlan((2, 6, 7, 3), (2, 3, 3, 4), (2, 2), (2, 2), (0, 0), 1)
+    with pytest.raises(ValueError, match="no pooling has input"):
+        _pooling.PoolPlan((2, 6, 7, 3), (2, 3, 3, 3), (2, 2), (2, 2), (2, 0), 1)
