@@ -306,7 +306,7 @@ def _layer_config_from_keras(ctx, cls, config, what):
         elif key == "activation" and isinstance(value, dict):
             # Keras 3 may write a built-in function as {"class_name": "function", "config": "relu"}.
             value = _expect(ctx, value.get("config"), str, f"{what}: activation")
-        elif _is_serialized_object(value):
+        elif _is_serialized_object(value) and _nested_module(key):
             value = {"class_name": value["class_name"], "config": value["config"]}
         elif key == "axis" and isinstance(value, list) and len(value) == 1:
             value = value[0]   # tf.keras 2 writes BatchNormalization's axis as a list

@@ -176,8 +176,9 @@ def save_model(model, filepath):
 
 
 def parse_json(data, where):
+    """JSON from bytes (UTF-8) or a str."""
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{where}: not valid JSON ({type(exc).__name__}: {exc})") from None
 
@@ -189,13 +190,16 @@ def weight_budget(stored_bytes):
 def build_model(ctx, config, budget):
     """The model of a Keras configuration, its weights' allocation bounded by ``budget``."""
     from fastconv.keras.layers import base
+    from fastconv.keras.layers.core import safe_mode_scope
 
     if not isinstance(config, dict) or config.get("class_name") not in ("Functional", "Model", "Sequential"):
         found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         raise ctx.error(f"the configuration is not a Sequential or functional model (found {found!r})")
     token = base.weight_bytes_left.set(budget)
     try:
-        return translation.model_from_keras(ctx, config)
+        # A Lambda's from_config turns stored Python code into a function only outside safe mode.
+        with safe_mode_scope(ctx.safe_mode):
+            return translation.model_from_keras(ctx, config)
     except RecursionError:
         raise ctx.error("the configuration is nested too deeply") from None
     finally:

@@ -185,7 +185,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             raise ValueError(f"No model config found in the file at {filepath}.")
         if not isinstance(text, str):
             raise ValueError(f"{filepath}: model_config must be a JSON string")
-        config = keras_format.parse_json(text.encode("utf-8"), f"{filepath}: model_config")
+        config = keras_format.parse_json(text, f"{filepath}: model_config")
         ctx = translation.Context(f"{filepath}: model_config", custom_objects, safe_mode)
         model = keras_format.build_model(ctx, config, keras_format.weight_budget(os.path.getsize(filepath)))
         plan = read_weights(h5, "model_weights", model)
@@ -195,7 +195,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             if text is not None:
                 if not isinstance(text, str):
                     raise ValueError(f"{filepath}: training_config must be a JSON string")
-                training = keras_format.parse_json(text.encode("utf-8"), f"{filepath}: training_config")
+                training = keras_format.parse_json(text, f"{filepath}: training_config")
                 translation.compile_from_keras(translation.Context(f"{filepath}: training_config", custom_objects,
                                                                    safe_mode), model, training)
                 load_optimizer = _read_optimizer(h5, model)

@@ -76,9 +76,9 @@ class OptimizerState:
 
     def check(self, values, error):
         """Raise ``error(index, message)`` for a value that no optimizer state may hold."""
-        iterations = values[0]
+        iterations = np.asarray(values[0]).item()
         if not (np.isfinite(iterations) and 0 <= iterations <= MAX_ITERATIONS and float(iterations) == int(iterations)):
-            raise error(0, f"the optimizer's iteration count is {iterations!r}; it must be an integer in "
+            raise error(0, f"the optimizer's iteration count is {iterations}; it must be an integer in "
                            f"[0, {MAX_ITERATIONS}]")
         for k, (name, value) in enumerate(zip(self.names, values)):
             if k and value.ndim == 0 and not np.isfinite(value):
