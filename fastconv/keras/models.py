@@ -103,7 +103,7 @@ class Model(Trainer, Layer):
 
     def _summary_layers(self):
         """The rows of summary(): a functional model's keras.ops nodes are rows too, as in Keras."""
-        if self._subclassed or self._graph is None:
+        if self._subclassed or self._is_sequential or self._graph is None:
             return self.layers
         return self._graph.layers
 
@@ -186,10 +186,6 @@ class Model(Trainer, Layer):
         """Print Keras's table of layers, output shapes and parameter counts."""
         self._check_built()
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
-
-    def count_params(self):
-        self._check_built()
-        return super().count_params()
 
     # ------------------------------------------------------------------ the model as a layer
     def build(self, input_shape):

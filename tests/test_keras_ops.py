@@ -1,0 +1,166 @@
+"""fastconv.keras.ops: eager results against NumPy, symbolic (graph) results against eager ones,
+gradients against finite differences in float64 (tensor and Variable operands, broadcasting),
+and the operators and NumPy functions a KerasTensor dispatches to them."""
+import numpy as np
+import pytest
+
+import fastconv.keras as fk
+from fastconv.keras import layers as L
+from fastconv.keras import ops
+from fastconv.keras.graph import Graph
+
+RNG = np.random.default_rng(7)
+
+
+def _x(*shape, positive=False):
+    a = RNG.standard_normal(shape)
+    return np.abs(a) + 0.5 if positive else a
+
+
+# (name, function of the tensor operands, operands, NumPy's result)
+CASES = [
+    ("add", lambda a, b: ops.add(a, b), [_x(3, 4), _x(1, 4)], lambda a, b: a + b),
+    ("subtract", lambda a, b: a - b, [_x(3, 4), _x(3, 1)], lambda a, b: a - b),
+    ("multiply", lambda a, b: ops.multiply(a, b), [_x(3, 4), _x(3, 4)], lambda a, b: a * b),
+    ("divide", lambda a, b: a / b, [_x(3, 4), _x(3, 4, positive=True)], lambda a, b: a / b),
+    ("power", lambda a: a ** 3, [_x(3, 4)], lambda a: a ** 3),
+    ("negative", lambda a: -a, [_x(3, 4)], lambda a: -a),
+    ("maximum", lambda a, b: ops.maximum(a, b), [_x(3, 4), _x(3, 4)], np.maximum),
+    ("minimum", lambda a, b: ops.minimum(a, b), [_x(3, 4), _x(3, 4)], np.minimum),
+    ("matmul", lambda a, b: a @ b, [_x(3, 2, 4), _x(3, 4, 5)], np.matmul),
+    ("matmul by a constant", lambda a: ops.matmul(a, np.arange(8.0).reshape(4, 2)), [_x(3, 4)],
+     lambda a: a @ np.arange(8.0).reshape(4, 2)),
+    ("concatenate", lambda a, b: ops.concatenate([a, b], axis=-1), [_x(3, 2), _x(3, 3)],
+     lambda a, b: np.concatenate([a, b], axis=-1)),
+    ("stack", lambda a, b: ops.stack([a, b], axis=1), [_x(3, 2), _x(3, 2)], lambda a, b: np.stack([a, b], 1)),
+    ("mean", lambda a: ops.mean(a, axis=1), [_x(3, 4, 2)], lambda a: a.mean(axis=1)),
+    ("sum", lambda a: ops.sum(a, axis=(1, 2), keepdims=True), [_x(3, 4, 2)],
+     lambda a: a.sum(axis=(1, 2), keepdims=True)),
+    ("max", lambda a: ops.max(a, axis=-1), [_x(3, 4)], lambda a: a.max(axis=-1)),
+    ("min", lambda a: ops.min(a, axis=1, keepdims=True), [_x(3, 4)], lambda a: a.min(axis=1, keepdims=True)),
+    ("relu", ops.relu, [_x(3, 4)], lambda a: np.maximum(a, 0)),
+    ("relu6", ops.relu6, [_x(3, 4) * 5], lambda a: np.clip(a, 0, 6)),
+    ("sigmoid", ops.sigmoid, [_x(3, 4)], lambda a: 1 / (1 + np.exp(-a))),
+    ("tanh", ops.tanh, [_x(3, 4)], np.tanh),
+    ("softmax", lambda a: ops.softmax(a, axis=1), [_x(3, 4)],
+     lambda a: np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)),
+    ("exp", ops.exp, [_x(3, 4)], np.exp),
+    ("log", ops.log, [_x(3, 4, positive=True)], np.log),
+    ("sqrt", ops.sqrt, [_x(3, 4, positive=True)], np.sqrt),
+    ("square", ops.square, [_x(3, 4)], np.square),
+    ("abs", ops.abs, [_x(3, 4)], np.abs),
+    ("clip", lambda a: ops.clip(a, -0.5, 0.5), [_x(3, 4)], lambda a: np.clip(a, -0.5, 0.5)),
+    ("where", lambda a, b: ops.where(a > 0, a, b), [_x(3, 4), _x(3, 4)], lambda a, b: np.where(a > 0, a, b)),
+    ("reshape", lambda a: ops.reshape(a, (-1, 8)), [_x(3, 4, 2)], lambda a: a.reshape(-1, 8)),
+    ("transpose", lambda a: ops.transpose(a, (0, 2, 1)), [_x(3, 4, 2)], lambda a: a.transpose(0, 2, 1)),
+    ("expand_dims", lambda a: ops.expand_dims(a, 1), [_x(3, 4)], lambda a: a[:, None]),
+    ("squeeze", lambda a: ops.squeeze(a, 1), [_x(3, 1, 4)], lambda a: a[:, 0]),
+    ("getitem", lambda a: a[:, 1:3, None, ..., 0], [_x(3, 4, 2)], lambda a: a[:, 1:3, None, ..., 0]),
+    ("numpy functions", lambda a: np.sum(np.exp(-np.abs(a)) * np.maximum(a, 0.1), axis=-1),
+     [_x(3, 4)], lambda a: np.sum(np.exp(-np.abs(a)) * np.maximum(a, 0.1), axis=-1)),
+    ("activations", lambda a: fk.activations.softmax(fk.activations.sigmoid(a) + fk.activations.relu(a)),
+     [_x(3, 4)], lambda a: fk.activations.softmax(1 / (1 + np.exp(-a)) + np.maximum(a, 0))),
+]
+IDS = [c[0] for c in CASES]
+
+
+def _graph(fn, operands):
+    inputs = [fk.Input(a.shape[1:], dtype="float64") for a in operands]
+    return Graph(inputs, [fn(*inputs)], "ops_test")
+
+
+@pytest.mark.parametrize("name,fn,operands,expected", CASES, ids=IDS)
+def test_eager_and_symbolic_results_equal_numpy(name, fn, operands, expected):
+    want = expected(*operands)
+    eager = fn(*operands)
+    np.testing.assert_allclose(eager, want, rtol=1e-12)
+    graph = _graph(fn, operands)
+    symbolic = graph.outputs[0]
+    assert symbolic.shape == (None,) + np.shape(want)[1:]
+    np.testing.assert_allclose(graph.run(operands)[0][0], want, rtol=1e-12)
+
+
+def _numeric_grad(loss, arrays, eps=1e-6):
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + eps
+            up = loss()
+            a[idx] = old - eps
+            down = loss()
+            a[idx] = old
+            g[idx] = (up - down) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("name,fn,operands,expected", [c for c in CASES if c[0] != "where"],
+                         ids=[i for i in IDS if i != "where"])
+def test_gradients_match_finite_differences(name, fn, operands, expected):
+    operands = [a.copy() for a in operands]
+    graph = _graph(fn, operands)
+    outputs, tape, _ = graph.run(operands, record=True)
+    weights = RNG.standard_normal(outputs[0].shape)
+    analytic, _ = graph.backprop(tape, [weights], inputs_need_grad=True)
+    numeric = _numeric_grad(lambda: float(np.sum(graph.run(operands)[0][0] * weights)), operands)
+    for a, n in zip(analytic, numeric):
+        np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-7)
+
+
+def test_where_sends_the_gradient_to_the_chosen_branch():
+    a, b = _x(3, 4), _x(3, 4)
+    graph = _graph(lambda s, t: ops.where(s > 0, s, t), [a, b])
+    _, tape, _ = graph.run([a, b], record=True)
+    (ga, gb), _ = graph.backprop(tape, [np.ones((3, 4))], inputs_need_grad=True)
+    np.testing.assert_array_equal(ga, (a > 0) * 1.0)
+    np.testing.assert_array_equal(gb, (a <= 0) * 1.0)
+
+
+def test_variables_as_operands_get_their_gradients_summed_over_broadcasting():
+    class Affine(L.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 2), dtype="float64")
+            self.b = self.add_weight(shape=(2,), initializer="random_normal", dtype="float64")
+            self.frozen = self.add_weight(shape=(1,), initializer="ones", trainable=False, dtype="float64")
+
+        def call(self, inputs):
+            return ops.tanh(ops.matmul(inputs, self.w) + self.b) * self.frozen
+
+    layer = Affine(dtype="float64")
+    i = fk.Input((3,), dtype="float64")
+    graph = Graph([i], [layer(i)], "variables")
+    x = _x(5, 3)
+    outputs, tape, _ = graph.run([x], record=True)
+    weights = RNG.standard_normal(outputs[0].shape)
+    _, grads = graph.backprop(tape, [weights])
+    assert set(grads) == {layer.w, layer.b}          # a non-trainable Variable gets none
+    numeric = _numeric_grad(lambda: float(np.sum(graph.run([x])[0][0] * weights)), [layer.w.value, layer.b.value])
+    np.testing.assert_allclose(grads[layer.w], numeric[0], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grads[layer.b], numeric[1], rtol=1e-6, atol=1e-8)
+    assert grads[layer.b].shape == (2,)
+
+
+def test_ops_on_arrays_and_variables_compute_at_once():
+    v = fk.layers.Variable(np.arange(3.0), "v")
+    np.testing.assert_array_equal(ops.add(v, 1.0), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(v * 2 + v, [0.0, 3.0, 6.0])
+    np.testing.assert_array_equal(np.ones(3) - v, [1.0, 0.0, -1.0])
+    assert ops.shape(fk.Input((None, 4))) == (None, None, 4)
+
+
+def test_symbolic_errors_say_what_is_wrong():
+    x = fk.Input((3, 4))
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        ops.add(x, np.ones((5,)))
+    with pytest.raises(ValueError, match="does not match"):
+        ops.matmul(x, np.ones((3, 2)))
+    with pytest.raises(TypeError, match="it has no values"):
+        np.asarray(x)
+    with pytest.raises(TypeError, match="truth value"):
+        bool(x > 0)
+    with pytest.raises(TypeError, match="basic indexing"):
+        x[[0, 1]]
+    with pytest.raises(ValueError, match="axis 3 is out of bounds"):
+        ops.sum(x, axis=3)
