@@ -1,10 +1,9 @@
-"""fastconv.keras losses (values and gradients), metrics and optimizers: against their
-definitions, finite differences, and Keras step by step when TensorFlow is installed."""
+"""fastconv.keras losses (values and gradients) and metrics: against their definitions, finite
+differences, and Keras when TensorFlow is installed (the optimizers: test_keras_optimizers.py)."""
 import numpy as np
 import pytest
 
 from fastconv.keras import losses, metrics, optimizers
-from fastconv.keras.layers.base import Variable
 
 
 def _probabilities(rng, shape):
@@ -134,36 +133,3 @@ def test_losses_take_the_logits_of_a_sigmoid_output_as_keras_on_tensorflow(tf):
         results.append(model.evaluate(x, y, verbose=0))
     assert results[1] == pytest.approx(results[0], rel=1e-6)
     assert results[0] > 15  # clipped probabilities would give 8.1
-
-
-@pytest.mark.parametrize("name, kwargs", [
-    ("SGD", {}), ("SGD", dict(learning_rate=0.1, momentum=0.9)), ("SGD", dict(momentum=0.5, nesterov=True)),
-    ("Adam", {}), ("Adam", dict(learning_rate=0.01, beta_1=0.8, epsilon=1e-4)), ("Adam", dict(amsgrad=True)),
-    ("RMSprop", {}), ("RMSprop", dict(momentum=0.5)), ("RMSprop", dict(rho=0.8, centered=True)),
-])
-def test_optimizers_match_keras_step_by_step(tf, name, kwargs):
-    import keras
-    rng = np.random.default_rng(2)
-    w0 = rng.standard_normal(40).astype(np.float32)
-    kv, fv = keras.Variable(w0.copy()), Variable(w0.copy(), "w")
-    k_opt, f_opt = getattr(keras.optimizers, name)(**kwargs), getattr(optimizers, name)(**kwargs)
-    for _ in range(25):
-        # Gradients over nine orders of magnitude, where Adam's epsilon matters.
-        g = (rng.standard_normal(40) * 10.0 ** rng.uniform(-9, 0, 40)).astype(np.float32)
-        k_opt.apply_gradients([(g, kv)])
-        f_opt.apply([(g, fv)])
-        np.testing.assert_allclose(fv.value, kv.numpy(), rtol=1e-6, atol=1e-7)
-    assert f_opt.iterations == 25
-
-
-def test_optimizer_defaults_are_keras_ones():
-    assert optimizers.Adam().get_config() == {"name": "adam", "learning_rate": float(np.float32(1e-3)), "beta_1": 0.9,
-                                              "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
-    assert optimizers.SGD().learning_rate == pytest.approx(0.01)
-    assert optimizers.RMSprop().get_config()["rho"] == 0.9
-    with pytest.raises(ValueError, match="does not implement clipnorm"):
-        optimizers.Adam(clipnorm=1.0)
-    opt = optimizers.SGD(learning_rate=0.5)
-    v = Variable(np.array([1.0, 2.0], dtype=np.float32), "v")
-    opt.apply([(np.array([1.0, -1.0]), v)])
-    np.testing.assert_array_equal(v.value, [0.5, 2.5])

@@ -128,7 +128,7 @@ class Trainer:
             pairs = [(weight_grads[v], v) for v in self.trainable_weights if v in weight_grads]
             bad = next((v for g, v in pairs if not np.isfinite(g).all()), None)
             if bad is None:
-                self.optimizer.apply(pairs)
+                self.optimizer.apply_gradients(pairs)
             else:
                 self._stop_on_nonfinite(f"the gradient of {bad.path} is not finite", x, y, where)
         self._update_metrics(x, y, y_pred, loss)
@@ -206,6 +206,8 @@ class Trainer:
                                             verbose=verbose, epochs=epochs, steps=len(train))
         self.stop_training = False
         cbs.on_train_begin()
+        # BackupAndRestore sets the epoch to resume from (as Keras's fit reads it).
+        initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
         epoch_logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
