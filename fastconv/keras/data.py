@@ -1,23 +1,145 @@
-"""How fit, evaluate and predict read their data: arrays cut into batches, or an object that
-delivers batches (Keras's Sequence / PyDataset protocol: ``__len__`` and ``__getitem__``)."""
+"""How fit, evaluate and predict read their data, as Keras's data adapters and EpochIterator.
+
+The data come as arrays (``x``, ``y``, ``sample_weight``: one array, a list in the model's
+input/output order, or a dict keyed by input/output names), cut into batches here; or as an
+object that delivers batches:
+
+- a Sequence / PyDataset (``len`` and ``[i]``, e.g. ``ImageDataGenerator().flow(x, y)``);
+- any iterable of batches: a Python generator, a ``tf.data.Dataset`` (its tensors are read
+  with ``.numpy()``: no TensorFlow import here), fastconv.keras's own Dataset...
+
+A batch is ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.  Every batch is turned into
+three flat lists in the model's order (inputs, targets per output, sample weights per output).
+
+:class:`EpochIterator` walks a source epoch by epoch with Keras's rules for ``steps_per_epoch``:
+without it an epoch is the whole source (a fresh pass each epoch), or, for a source of unknown
+length, everything until it is exhausted; with it an epoch is that many batches taken from one
+iterator that continues across epochs.  A source that runs out early ends the epoch with Keras's
+"Your input ran out of data" warning.
+"""
 import math
+import warnings
 
 import numpy as np
 
 from fastconv.keras import backend
 
+_RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
+            "generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` function "
+            "when building your dataset.")
+
+
+# ------------------------------------------------------------------------------ what x is
+def is_sequence(x):
+    """A Sequence / PyDataset: ``len(x)`` batches (or a ``num_batches`` of None: endless),
+    ``x[i]`` -> a batch.  An object that is also iterable but has no length (an infinite
+    dataset) is read as an iterable."""
+    if not (hasattr(x, "__len__") and hasattr(x, "__getitem__")) or _is_array_data(x):
+        return False
+    if hasattr(type(x), "num_batches") or not hasattr(x, "__iter__"):
+        return True
+    try:
+        len(x)
+    except TypeError:
+        return False
+    return True
+
+
+def is_iterable_source(x):
+    """An object that yields batches when iterated (generator, tf.data.Dataset...)."""
+    return hasattr(x, "__iter__") and not _is_array_data(x) and not is_sequence(x)
+
 
 def is_batch_source(x):
-    """An object that delivers batches: ``len(x)`` batches, ``x[i]`` -> (x_batch, y_batch)."""
-    return (hasattr(x, "__len__") and hasattr(x, "__getitem__")
-            and not isinstance(x, (np.ndarray, list, tuple, dict, str)) and not hasattr(x, "__array__"))
+    return is_sequence(x) or is_iterable_source(x)
+
+
+def is_py_dataset(x):
+    """An instance of a PyDataset / Sequence class (Keras's or fastconv's): fit shuffles the
+    order of its batches, as Keras's PyDataset adapter does."""
+    return any(c.__name__ in ("PyDataset", "Sequence") for c in type(x).__mro__[:-1])
+
+
+def _is_array_data(x):
+    return isinstance(x, (np.ndarray, list, tuple, dict, str, bytes)) or hasattr(x, "__array__")
+
+
+def source_kind(x):
+    """How Keras's messages name a source: 'generator', 'tf.data.Dataset', 'PyDataset'..."""
+    if hasattr(x, "__next__") and hasattr(x, "send"):
+        return "generator"
+    if any(c.__name__ in ("DatasetV2", "DatasetV1") for c in type(x).__mro__):
+        return "tf.data.Dataset"
+    if is_py_dataset(x):
+        return "PyDataset"
+    return type(x).__name__
+
+
+def to_numpy(value):
+    """Tensors of any library (``.numpy()``, or ``__array__``) as NumPy arrays, in nested lists,
+    tuples and dicts."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, dict):
+        return {k: to_numpy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_numpy(v) for v in value)
+    numpy = getattr(value, "numpy", None)
+    if callable(numpy):
+        return np.asarray(numpy())
+    return value
+
+
+def unpack_batch(data, where):
+    """(x, y, sample_weight) of one delivered batch, as Keras's unpack_x_y_sample_weight: a list
+    counts as a tuple; anything else is x alone."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data
+    raise ValueError(f"{where}: data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, "
+                     f"found a tuple of {len(data)} elements")
+
+
+# --------------------------------------------------------------------- arrays in model order
+def by_names(value, names, what, fn, allow_missing=False):
+    """``value`` (one item, a list/tuple in the model's order, or a dict keyed by ``names``) as a
+    list in the order of ``names`` (the model's input or output names)."""
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in names]
+        missing = [k for k in names if k not in value]
+        if unknown or (missing and not allow_missing):
+            raise ValueError(f"{fn}: the keys of the {what} dict must be the model's names {names}. Received keys "
+                             f"{list(value)}" + (f" (unknown: {unknown})" if unknown else f" (missing: {missing})"))
+        return [value.get(k) for k in names]
+    if isinstance(value, (list, tuple)) and (len(names) > 1 or _is_structure(value)):
+        if len(value) != len(names):
+            raise ValueError(f"{fn}: the model has {len(names)} {what.split()[0]}s {names}; received a list of "
+                             f"{len(value)} {what}")
+        return list(value)
+    if len(names) > 1 and value is not None:
+        raise ValueError(f"{fn}: the model has {len(names)} {what.split()[0]}s; pass a list of {len(names)} arrays (in "
+                         f"the order {names}) or a dict keyed by these names; received one {type(value).__name__}")
+    return [value]
+
+
+def _is_structure(value):
+    """A list of one array ([x]) rather than nested Python lists of numbers."""
+    return len(value) == 1 and (hasattr(value[0], "shape") or hasattr(value[0], "__array__")) \
+        and np.ndim(value[0]) >= 1
 
 
 def as_input_array(x, fn, dtype):
-    """The model's input as an array of the model's dtype (float32), copied only when needed."""
+    """A model input as an array of the model's dtype, copied only when needed."""
     if x is None:
         raise ValueError(f"{fn}: x is required")
-    arr = np.asarray(x)
+    arr = np.asarray(to_numpy(x))
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: x must hold numbers; received dtype {arr.dtype} with shape {arr.shape}")
     if arr.ndim == 0:
@@ -26,7 +148,7 @@ def as_input_array(x, fn, dtype):
 
 
 def as_target_array(y, fn):
-    arr = np.asarray(y)
+    arr = np.asarray(to_numpy(y))
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: y must hold numbers; received dtype {arr.dtype} with shape {arr.shape}")
     if arr.ndim == 0:
@@ -34,94 +156,227 @@ def as_target_array(y, fn):
     return arr
 
 
-def check_same_length(x, y, fn):
-    if len(x) != len(y):
-        raise ValueError(f"{fn}: x and y must have the same number of samples (data cardinality is ambiguous): "
-                         f"received x with {len(x)} samples (shape {x.shape}) and y with {len(y)} (shape {y.shape})")
+def as_weight_array(w, fn):
+    arr = np.asarray(to_numpy(w))
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: sample_weight must hold numbers; received dtype {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"{fn}: sample_weight must have one weight per sample; received a scalar")
+    return arr.astype(np.float64 if arr.dtype == np.float64 else backend.floatx(), copy=False)
 
 
-def validation_split_arrays(x, y, validation_split, fn):
-    """(train x, train y), (validation x, validation y): the validation part is the LAST
-    ``validation_split`` fraction of the samples, taken before any shuffling, as Keras does."""
+def check_same_length(arrays, fn):
+    """Every (label, array) pair has the same number of samples."""
+    arrays = [(label, a) for label, a in arrays if a is not None]
+    if len({len(a) for _, a in arrays}) > 1:
+        groups = list(dict.fromkeys(label.split("[")[0] for label, _ in arrays))
+        detail = ", ".join(f"{label} with {len(a)} samples (shape {a.shape})" for label, a in arrays)
+        raise ValueError(f"{fn}: {' and '.join(groups)} must have the same number of samples (data cardinality is "
+                         f"ambiguous): received {detail}")
+
+
+def class_weight_to_sample_weight(y, class_weight, dtype):
+    """One weight per sample from its class: the argmax of one-hot rows, or the (rounded) label;
+    classes missing from ``class_weight`` weigh 1, as Keras."""
+    labels = np.asarray(y)
+    if labels.ndim > 1:
+        labels = labels[..., 0] if labels.shape[-1] == 1 else np.argmax(labels, axis=-1)
+    labels = np.round(labels).astype(np.int64).reshape(len(labels), -1)[:, 0]
+    return np.array([class_weight.get(int(c), 1.0) for c in labels], dtype=dtype)
+
+
+def check_class_weight(class_weight, fn):
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"{fn}: class_weight must be a dict {{class index: weight}}. Received: "
+                         f"class_weight={class_weight!r}")
+
+
+class Standardizer:
+    """Turns (x, y, sample_weight) as a user passes them into three lists in the model's order:
+    input arrays, target arrays per output (or None), weights per output (or None)."""
+
+    def __init__(self, fn, input_names, output_names, dtype):
+        self.fn, self.input_names, self.output_names, self.dtype = fn, input_names, output_names, dtype
+
+    def __call__(self, x, y, sample_weight, where=None):
+        fn = self.fn if where is None else f"{self.fn} ({where})"
+        xs = [as_input_array(a, fn, self.dtype) for a in by_names(to_numpy(x), self.input_names, "input arrays", fn)]
+        ys = sws = None
+        if y is not None:
+            ys = [None if a is None else as_target_array(a, fn)
+                  for a in by_names(to_numpy(y), self.output_names, "target arrays", fn, allow_missing=True)]
+        if sample_weight is not None:
+            sample_weight = to_numpy(sample_weight)
+            if isinstance(sample_weight, (list, tuple, dict)) and len(self.output_names) > 1:
+                sws = [None if w is None else as_weight_array(w, fn)
+                       for w in by_names(sample_weight, self.output_names, "sample weights", fn, allow_missing=True)]
+            else:
+                w = as_weight_array(sample_weight, fn)
+                if len(self.output_names) > 1 and not (w.ndim == 1 or (w.ndim == 2 and w.shape[1] == 1)):
+                    raise ValueError(f"{fn}: for a model with several outputs, a single sample_weight array must have "
+                                     f"one scalar per sample (shape (num_samples,)); received shape {w.shape}. Pass "
+                                     "one array per output for other weights.")
+                sws = [w] * len(self.output_names)
+        named = _labelled("x", self.input_names, xs) + _labelled("y", self.output_names, ys) + \
+            _labelled("sample_weight", self.output_names, sws)
+        check_same_length(named, fn)
+        return xs, ys, sws
+
+
+def _labelled(group, names, arrays):
+    """(label, array) pairs for messages: ``x`` for a single array, ``x['name']`` for several."""
+    if arrays is None:
+        return []
+    return [(group if len(names) == 1 else f"{group}[{n!r}]", a) for n, a in zip(names, arrays)]
+
+
+def validation_split_arrays(arrays, validation_split, fn):
+    """(training arrays, validation arrays): the validation part is the LAST ``validation_split``
+    fraction of the samples, taken before any shuffling, as Keras does.  ``arrays`` is the
+    (xs, ys, sws) of a Standardizer."""
     if not 0 < validation_split < 1:
         raise ValueError(f"{fn}: validation_split must be in (0, 1). Received: validation_split={validation_split}")
-    n = len(x)
+    n = len(arrays[0][0])
     split_at = int(math.floor(n * (1.0 - validation_split)))
     if split_at == 0 or split_at == n:
         raise ValueError(f"{fn}: training data contains {n} samples, which is not sufficient to split it into a "
                          f"validation and training set as specified by validation_split={validation_split}")
-    return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
+
+    def cut(part):
+        return tuple(None if group is None else [None if a is None else a[part] for a in group] for group in arrays)
+    return cut(slice(0, split_at)), cut(slice(split_at, n))
 
 
-class ArrayBatches:
-    """Batches of ``batch_size`` samples of arrays (the last one smaller), reshuffled at every
-    epoch when ``shuffle``.  ``x`` is an array or a list of arrays (a model with several inputs),
-    cut at the same places."""
+# ----------------------------------------------------------------------------------- sources
+class ArraySource:
+    """Batches of ``batch_size`` samples of standardized arrays (the last one smaller),
+    reshuffled at every pass when ``shuffle``."""
 
-    def __init__(self, x, y=None, batch_size=32, shuffle=False, steps=None):
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    def __init__(self, arrays, batch_size, shuffle=False):
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-        self.x, self.y = x, y
-        self.n = len(x[0] if isinstance(x, list) else x)
+        self.arrays = arrays
+        self.n = len(arrays[0][0])
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
-        self.n_batches = math.ceil(self.n / self.batch_size)
-        if steps is not None:
-            self.n_batches = min(self.n_batches, int(steps))
+        self.num_batches = math.ceil(self.n / self.batch_size)
 
-    def __len__(self):
-        return self.n_batches
-
-    def batches(self):
+    def __iter__(self):
         order = backend.random_generator().permutation(self.n) if self.shuffle else None
-        for b in range(self.n_batches):
+        for b in range(self.num_batches):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
-            if order is None:
-                sel = slice(lo, hi)
-            else:
-                # Sorted indices read the array in memory order (the batch's content is the same set).
-                sel = np.sort(order[lo:hi])
-            xb = [a[sel] for a in self.x] if isinstance(self.x, list) else self.x[sel]
-            yield xb, (None if self.y is None else self.y[sel])
+            # Sorted indices read the arrays in memory order (the batch's content is the same set).
+            sel = slice(lo, hi) if order is None else np.sort(order[lo:hi])
+            yield tuple(None if group is None else [None if a is None else a[sel] for a in group]
+                        for group in self.arrays)
 
     def on_epoch_end(self):
         pass
 
 
-class SourceBatches:
-    """Batches delivered by a Sequence-like object (``len``, ``[i]``, optional ``on_epoch_end``)."""
+class SequenceSource:
+    """The batches of a Sequence / PyDataset, ``source[i]`` for i in range(len(source)) (in a
+    random order when ``shuffle``, as Keras's PyDataset adapter); ``on_epoch_end`` is called
+    after every epoch.  A PyDataset whose ``num_batches`` is None is endless."""
 
-    def __init__(self, source, fn, dtype, steps=None):
-        self.source, self.fn, self.dtype = source, fn, dtype
-        self.n_batches = len(source) if steps is None else min(len(source), int(steps))
-        if self.n_batches < 1:
-            raise ValueError(f"{fn}: the data object {type(source).__name__} delivers no batch (len() = {len(source)})")
+    def __init__(self, source, standardize, shuffle=False):
+        self.source, self.standardize, self.shuffle = source, standardize, shuffle
+        self.kind = source_kind(source)
+        num_batches = getattr(source, "num_batches", None) if hasattr(type(source), "num_batches") else len(source)
+        self.num_batches = None if num_batches is None else int(num_batches)
 
-    def __len__(self):
-        return self.n_batches
-
-    def batches(self):
-        for i in range(self.n_batches):
-            item = self.source[i]
-            if isinstance(item, tuple) and len(item) in (2, 3):
-                if len(item) == 3 and item[2] is not None:
-                    raise ValueError(f"{self.fn}: sample weights are not implemented; batch {i} of "
-                                     f"{type(self.source).__name__} has a third element")
-                xb, yb = item[0], item[1]
-            elif isinstance(item, tuple) and len(item) == 1:
-                xb, yb = item[0], None
-            elif isinstance(item, tuple):
-                raise ValueError(f"{self.fn}: batch {i} of {type(self.source).__name__} is a tuple of {len(item)}; "
-                                 "expected (x, y) or x")
-            else:
-                xb, yb = item, None
-            xb = as_input_array(xb, self.fn, self.dtype)
-            if yb is not None:
-                yb = as_target_array(yb, self.fn)
-                check_same_length(xb, yb, f"{self.fn} (batch {i} of {type(self.source).__name__})")
-            yield xb, yb
+    def __iter__(self):
+        if self.num_batches is None:
+            indices = _count()
+        elif self.shuffle:
+            indices = backend.random_generator().permutation(self.num_batches)
+        else:
+            indices = range(self.num_batches)
+        for i in indices:
+            yield self.standardize(*unpack_batch(to_numpy(self.source[int(i)]), f"batch {i} of {self.kind}"),
+                                   where=f"batch {i} of {self.kind}")
 
     def on_epoch_end(self):
         hook = getattr(self.source, "on_epoch_end", None)
         if callable(hook):
             hook()
+
+
+def _count():
+    i = 0
+    while True:
+        yield i
+        i += 1
+
+
+class IterableSource:
+    """The batches of an iterable (``iter(source)`` at each pass): a generator, a
+    tf.data.Dataset, fastconv.keras's Dataset...; its length is ``len(source)`` when it has one."""
+
+    def __init__(self, source, standardize):
+        self.source, self.standardize = source, standardize
+        self.kind = source_kind(source)
+        try:
+            self.num_batches = int(len(source))
+        except TypeError:  # a generator, or a tf.data.Dataset of infinite or unknown cardinality
+            self.num_batches = None
+        cardinality = getattr(source, "cardinality", None)
+        # tf.data.INFINITE_CARDINALITY is -1: such a dataset never ends an epoch by itself.
+        self.endless = callable(cardinality) and int(to_numpy(cardinality())) == -1
+
+    def __iter__(self):
+        for i, item in enumerate(self.source):
+            where = f"batch {i} of the {self.kind}"
+            yield self.standardize(*unpack_batch(to_numpy(item), where), where=where)
+
+    def on_epoch_end(self):
+        pass
+
+
+class EpochIterator:
+    """Epochs of batches from a source, with Keras's rules for ``steps`` (see the module
+    docstring).  ``epoch()`` yields (step, batch); ``num_batches`` is what the progress bar
+    shows (None: unknown)."""
+
+    def __init__(self, source, steps, fn, steps_name="steps_per_epoch"):
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1):
+            raise ValueError(f"{fn}: {steps_name} must be a positive integer or None. Received: {steps_name}={steps!r}")
+        if steps is None and getattr(source, "endless", False):
+            raise ValueError(f"{fn}: the {source.kind} is infinite (e.g. built with .repeat()): pass {steps_name}=... "
+                             "to say how many batches make an epoch")
+        self.source, self.steps, self.fn = source, None if steps is None else int(steps), fn
+        self._iterator = None
+        self._seen = 0  # batches taken from the current iterator
+
+    @property
+    def num_batches(self):
+        return self.steps or self.source.num_batches
+
+    def reset(self):
+        """The next epoch starts a fresh pass over the source."""
+        self._iterator = None
+
+    def epoch(self):
+        known = self.source.num_batches
+        limit = self.steps or known
+        if self._iterator is None or self.steps is None:
+            self._iterator, self._seen = iter(self.source), 0
+        step = 0
+        while limit is None or step < limit:
+            if known is not None and self._seen >= known:
+                # A source of known length used up before steps_per_epoch batches.
+                warnings.warn(_RAN_OUT, UserWarning, stacklevel=3)
+                break
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                # Also the natural end of a finite generator without steps_per_epoch: Keras warns there too.
+                warnings.warn(_RAN_OUT, UserWarning, stacklevel=3)
+                self._iterator = None
+                break
+            self._seen += 1
+            yield step, batch
+            step += 1
+        if known is not None and self._seen >= known:
+            self._iterator = None
+        self.source.on_epoch_end()

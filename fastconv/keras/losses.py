@@ -10,6 +10,8 @@ TensorFlow computes the cross-entropy from that activation's input (the logits) 
 never clips; fastconv does the same, so that losses and gradients match Keras's: the trainer
 passes those logits as ``logits=``.
 """
+import warnings
+
 import numpy as np
 
 from fastconv.keras import backend
@@ -46,20 +48,24 @@ def _same_shape(name, y_true, y_pred):
 
 
 class Loss:
-    """A loss: ``loss(y_true, y_pred)`` is the reduced value; ``call`` the values per sample."""
+    """A loss: ``loss(y_true, y_pred, sample_weight=None)`` is the reduced value; ``call`` the
+    values per sample."""
 
     # Cross-entropies take the logits of a sigmoid/softmax output (see the module docstring).
     uses_logits = False
+    # A cross-entropy with from_logits=True reads the model's output itself as logits.
+    from_logits = False
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
-        if reduction not in ("sum_over_batch_size", "sum", "none", None):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'sum_over_batch_size', 'sum' or 'none'. "
-                             f"Received: reduction={reduction!r}")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: invalid value for argument `reduction`. Expected one of "
+                             f"{sorted(r for r in _REDUCTIONS if r)} or None. Received: reduction={reduction!r}")
         self.name = name or backend.to_snake_case(type(self).__name__)
-        self.reduction = reduction or "none"
+        self.reduction = reduction
 
     def _per_sample(self, y_true, y_pred, logits, need_grad):
-        """(loss per sample, its gradient per element or None, gradient taken w.r.t. the logits)."""
+        """(loss per sample, its gradient per element or None, whether that gradient is the one
+        of ``logits``, the pre-activation the trainer passed, rather than of ``y_pred``)."""
         raise NotImplementedError
 
     def call(self, y_true, y_pred):
@@ -68,24 +74,49 @@ class Loss:
             y_pred = y_pred.astype(backend.floatx())
         return self._per_sample(np.asarray(y_true), y_pred, None, False)[0]
 
-    def __call__(self, y_true, y_pred):
-        return self._reduce(self.call(y_true, y_pred))
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        per_sample = self.call(y_true, y_pred)
+        if self.reduction in ("none", None):
+            return per_sample if sample_weight is None else per_sample * _weights_like(sample_weight, per_sample)
+        return self._reduce(per_sample, sample_weight)[0]
 
-    def _reduce(self, per_sample):
-        if self.reduction == "none":
-            return per_sample
-        total = np.sum(per_sample, dtype=per_sample.dtype)
-        return total / max(per_sample.size, 1) if self.reduction == "sum_over_batch_size" else total
+    def _reduce(self, per_sample, sample_weight):
+        """(reduced loss, d loss / d per_sample as an array of per_sample's shape), as Keras's
+        reduce_weighted_values: the weighted values summed, then divided by their NUMBER for
+        'sum_over_batch_size' and 'mean' (not by the sum of the weights: a weight of 0 still
+        counts in the denominator), by the sum of the weights for 'mean_with_sample_weight'."""
+        dtype = per_sample.dtype
+        weights = np.ones_like(per_sample) if sample_weight is None else _weights_like(sample_weight, per_sample)
+        total = np.sum(per_sample * weights, dtype=dtype)
+        if self.reduction == "sum":
+            divisor = 1
+        elif self.reduction == "mean_with_sample_weight" and sample_weight is not None:
+            divisor = np.sum(weights, dtype=dtype)
+        else:
+            divisor = per_sample.size
+        # divide_no_nan: an empty batch or weights summing to 0 give a loss of 0.
+        scale = dtype.type(0) if divisor == 0 else dtype.type(1) / dtype.type(divisor)
+        return total * scale, weights * scale
 
-    def value_and_grad(self, y_true, y_pred, logits=None):
-        """(reduced loss, gradient, whether the gradient is w.r.t. ``logits`` rather than y_pred)."""
-        if self.reduction == "none":
+    def value_and_grad(self, y_true, y_pred, logits=None, sample_weight=None):
+        """(reduced loss, gradient, whether the gradient is w.r.t. ``logits`` rather than y_pred).
+
+        ``logits`` is the pre-activation of a sigmoid/softmax output layer (or None).  As Keras on
+        TensorFlow, a cross-entropy uses them whenever they exist, even with ``from_logits=True``
+        (Keras then warns that the output does not represent logits); without them,
+        ``from_logits=True`` reads ``y_pred`` itself as the logits."""
+        if self.reduction in ("none", None):
             raise ValueError(f"{self.name}: a loss with reduction='none' cannot be trained on")
-        per_sample, grad, wrt_logits = self._per_sample(np.asarray(y_true), y_pred,
-                                                        logits if self.uses_logits else None, True)
-        value = self._reduce(per_sample)
-        if self.reduction == "sum_over_batch_size":
-            grad = grad / grad.dtype.type(max(per_sample.size, 1))
+        logits = logits if self.uses_logits else None
+        if logits is not None and self.from_logits:
+            activation = "Sigmoid" if isinstance(self, BinaryCrossentropy) else "Softmax"
+            warnings.warn(f'"`{self.name}` received `from_logits=True`, but the `output` argument was produced by a '
+                          f"{activation} activation and thus does not represent logits. Was this intended?",
+                          UserWarning, stacklevel=4)
+        per_sample, grad, wrt_logits = self._per_sample(np.asarray(y_true), y_pred, logits, True)
+        value, d_per_sample = self._reduce(per_sample, sample_weight)
+        # Every loss reduces the last axis of its elementwise gradient into one value per sample.
+        grad = grad * d_per_sample[..., None]
         # Back to the shape of what it differentiates (the rank alignment may have dropped an axis of 1).
         grad = grad.reshape(np.shape(logits) if wrt_logits else np.shape(y_pred))
         return float(value), grad, wrt_logits
@@ -96,6 +127,21 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
+
+
+def _weights_like(sample_weight, per_sample):
+    """Sample weights (one per sample, or one per entry of ``per_sample``) broadcast to the shape
+    of ``per_sample`` in its dtype; a trailing axis of 1 ((batch, 1) weights) is dropped."""
+    w = np.asarray(sample_weight, dtype=per_sample.dtype)
+    if w.ndim == per_sample.ndim + 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    if w.ndim > per_sample.ndim or w.shape != per_sample.shape[:w.ndim]:
+        raise ValueError(f"sample_weight must have one weight per sample (shape {per_sample.shape[:1]}) or per loss "
+                         f"value (shape {per_sample.shape}). Received: sample_weight.shape={w.shape}")
+    return np.broadcast_to(w.reshape(w.shape + (1,) * (per_sample.ndim - w.ndim)), per_sample.shape)
 
 
 class _DenseTargetCrossentropy(Loss):
@@ -127,15 +173,14 @@ class BinaryCrossentropy(_DenseTargetCrossentropy):
         y = y_true.astype(y_pred.dtype, copy=False)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-        if logits is None and self.from_logits:
-            logits = y_pred
+        z = logits if logits is not None else (y_pred if self.from_logits else None)
         k = y.shape[-1]
-        if logits is not None:
-            z = logits.reshape(y.shape)
+        if z is not None:
+            z = z.reshape(y.shape)
             # log(1 + exp(-|z|)) + max(z, 0) - z y: the stable form of the cross-entropy of sigmoid(z).
             loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-            grad = ((sigmoid(z) - y) / k).reshape(logits.shape) if need_grad else None
-            return loss.mean(axis=-1), grad, True
+            grad = (sigmoid(z) - y) / k if need_grad else None
+            return loss.mean(axis=-1), grad, logits is not None
         p, inside = _clip(y_pred)
         loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
         grad = ((1 - y) / (1 - p) - y / p) * inside / k if need_grad else None
@@ -158,13 +203,11 @@ class CategoricalCrossentropy(_DenseTargetCrossentropy):
         y = y_true.astype(y_pred.dtype, copy=False)
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + self.label_smoothing / y.shape[-1]
-        if logits is None and self.from_logits:
-            logits = y_pred
-        if logits is not None:
-            z = logits
+        z = logits if logits is not None else (y_pred if self.from_logits else None)
+        if z is not None:
             loss = -np.sum(y * (z - _logsumexp(z)), axis=-1)
             # The gradient of TensorFlow's softmax_cross_entropy_with_logits: softmax(z) - y.
-            return loss, (softmax(z) - y if need_grad else None), True
+            return loss, (softmax(z) - y if need_grad else None), logits is not None
         total = np.sum(y_pred, axis=-1, keepdims=True)
         q, inside = _clip(y_pred / total)
         loss = -np.sum(y * np.log(q), axis=-1)
@@ -206,10 +249,8 @@ class SparseCategoricalCrossentropy(Loss):
                              f"of [0, {n_classes}) given by the model's output (shape {y_pred.shape}). "
                              "One-hot targets need loss='categorical_crossentropy'.")
         one_hot = labels[..., None] == np.arange(n_classes)
-        if logits is None and self.from_logits:
-            logits = y_pred
-        if logits is not None:
-            z, inside, p = logits, None, None
+        if self.from_logits or logits is not None:
+            z, inside, p = (logits if logits is not None else y_pred), None, None
         else:
             # As Keras: the log of the clipped probabilities is taken as logits.
             p, inside = _clip(y_pred)
@@ -218,8 +259,8 @@ class SparseCategoricalCrossentropy(Loss):
         if not need_grad:
             return loss, None, logits is not None
         d_z = softmax(z) - one_hot
-        if logits is not None:
-            return loss, d_z, True
+        if p is None:
+            return loss, d_z, logits is not None
         return loss, d_z / p * inside, False
 
     def get_config(self):

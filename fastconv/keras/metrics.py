@@ -47,13 +47,31 @@ class Mean(Metric):
         self.count = 0.0
 
     def update_state(self, values, sample_weight=None):
+        """Add ``values`` (a scalar or one value per sample, possibly with more axes) to the mean.
+        With ``sample_weight`` (a scalar, or one weight per sample), as Keras's Mean: the values
+        are first averaged down to the weights' rank, then weighted; the count grows by the sum
+        of the weights."""
         values = np.asarray(values, dtype=np.float64)
         if sample_weight is None:
             self.total += float(values.sum())
             self.count += values.size
-        else:
-            self.total += float(values.sum() * sample_weight)
-            self.count += float(sample_weight) * max(values.size, 1)
+            return
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if values.ndim == weights.ndim + 1 and values.shape[-1] == 1:
+            values = values[..., 0]
+        elif weights.ndim == values.ndim + 1 and weights.shape[-1] == 1:
+            weights = weights[..., 0]
+        if values.ndim > weights.ndim:
+            values = values.mean(axis=tuple(range(weights.ndim, values.ndim)))
+        try:
+            weights = np.broadcast_to(weights, values.shape)
+        except ValueError:
+            raise ValueError(f"{self.name}: sample_weight of shape {weights.shape} does not match the values of "
+                             f"shape {values.shape} (one weight per sample)") from None
+        self.total += float(np.sum(values * weights))
+        if weights.ndim > 1:
+            weights = weights.mean(axis=tuple(range(1, weights.ndim)))
+        self.count += float(weights.sum())
 
     def result(self):
         return self.total / self.count if self.count else 0.0
