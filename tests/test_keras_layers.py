@@ -248,6 +248,10 @@ def _all_layers():
         L.GlobalMaxPooling2D(data_format="channels_first", keepdims=True),
         L.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1, activation="gelu"),
         L.LeakyReLU(0.1), L.ELU(0.5), L.PReLU(alpha_initializer="ones", shared_axes=[1, 2]), L.Softmax(axis=[1, 2]),
+        L.Identity(), L.SpatialDropout2D(0.2, data_format="channels_first", seed=1), L.GaussianNoise(0.1, seed=2),
+        L.GaussianDropout(0.3), L.AlphaDropout(0.2, noise_shape=[None, 1]),
+        L.LayerNormalization(axis=[1, 2], epsilon=1e-5, center=False), L.GroupNormalization(4, axis=1),
+        L.UnitNormalization(axis=[1, 2]),
         L.DepthwiseConv2D(3, depth_multiplier=2), L.SeparableConv2D(4, (3, 2), strides=2, activation="relu"),
     ]
 

@@ -1,4 +1,4 @@
-"""Core layers: InputLayer/Input, Dense and Lambda."""
+"""Core layers: InputLayer/Input, Identity, Dense and Lambda."""
 import base64
 import builtins
 import contextlib
@@ -15,7 +15,7 @@ from fastconv.keras.layers._arguments import refuse_unsupported
 from fastconv.keras.layers._with_activation import WithActivation
 from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, Node, _shape_tuple
 
-__all__ = ["Dense", "Input", "InputLayer", "Lambda"]
+__all__ = ["Dense", "Identity", "Input", "InputLayer", "Lambda"]
 
 
 class InputLayer(Layer):
@@ -60,6 +60,19 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):
     """The symbolic input of a functional model: ``Input((100, 100, 3))`` stands for a batch of
     100x100 RGB images, shape (None, 100, 100, 3)."""
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name).output
+
+
+class Identity(Layer):
+    """Returns its input unchanged (a placeholder where a model has nothing to do)."""
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training=False):
+        return x, None
+
+    def backward(self, cache, grad, need_input_grad=True):
+        return grad, {}
 
 
 class DenseCache(NamedTuple):
