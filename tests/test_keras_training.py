@@ -436,3 +436,55 @@ def test_ctrl_c_stops_at_a_step_boundary_and_runs_on_train_end(tmp_path):
         interrupted_at.add(steps)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert len(interrupted_at) > 3  # the interrupts came at different steps
+
+
+# ---------------------------------------------------------------------------------- 6. config
+def test_config_matches_keras_names_and_floatx_changes_new_layers(keras):
+    assert all(hasattr(keras.config, name) for name in fk.config.__all__)
+    assert fk.config.floatx() == keras.config.floatx() == "float32"
+    assert fk.config.image_data_format() == fk.backend.image_data_format() == "channels_last"
+    assert fk.config.epsilon() == keras.config.epsilon() and isinstance(fk.config.backend(), str)
+    x, y = _data()
+    fk.config.set_floatx("float64")
+    try:
+        model = _dense(fk)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, epochs=1, verbose=0)
+        assert {w.dtype for w in model.get_weights()} == {np.dtype("float64")}
+        assert model.predict(x, verbose=0).dtype == np.float64
+    finally:
+        fk.config.set_floatx("float32")
+    assert _dense(fk).get_weights()[0].dtype == np.float32
+    with pytest.raises(ValueError, match="float32 or float64 only; float16 is not implemented"):
+        fk.config.set_floatx("float16")
+    with pytest.raises(ValueError, match="Unknown `floatx` value: 'int8'"):
+        fk.backend.set_floatx("int8")
+    with pytest.raises(ValueError, match="default to channels_last only.*data_format='channels_first'"):
+        fk.config.set_image_data_format("channels_first")
+    with pytest.raises(ValueError, match="must be one of"):
+        fk.config.set_image_data_format("nhwc")
+    fk.config.set_epsilon(1e-3)
+    try:
+        # Cross-entropies clip probabilities to [epsilon, 1 - epsilon].
+        assert fk.losses.BinaryCrossentropy()(np.ones((1, 1)), np.zeros((1, 1), "float32")) == \
+            pytest.approx(-np.log(1e-3), rel=1e-5)
+    finally:
+        fk.config.set_epsilon(1e-7)
+
+
+def test_enable_unsafe_deserialization_lets_lambda_code_load():
+    import contextvars
+
+    if not hasattr(L, "Lambda"):
+        pytest.skip("fastconv.keras.layers.Lambda is not there yet")
+    layer = L.Lambda(lambda t: t * 2.0)
+    config = layer.get_config()
+
+    def load_after_enabling():
+        with pytest.raises(ValueError):
+            L.Lambda.from_config(config)
+        fk.config.enable_unsafe_deserialization()
+        return L.Lambda.from_config(config)
+    # In a copy of the context: the setting does not leak into the other tests.
+    loaded = contextvars.copy_context().run(load_after_enabling)
+    np.testing.assert_allclose(loaded(np.ones((1, 2), "float32")), 2.0)

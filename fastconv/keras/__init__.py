@@ -15,6 +15,7 @@ from fastconv.keras import (
     activations,
     backend,
     callbacks,
+    config,
     datasets,
     initializers,
     layers,
@@ -29,5 +30,5 @@ from fastconv.keras import (
 from fastconv.keras.layers import Input, Layer
 from fastconv.keras.models import Model, Sequential
 
-__all__ = ["Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks", "datasets",
+__all__ = ["Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks", "config", "datasets",
            "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "preprocessing", "utils"]

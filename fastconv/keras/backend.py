@@ -1,9 +1,12 @@
-"""The global state of fastconv.keras, as ``keras.backend`` holds it.
+"""The global state of fastconv.keras, as ``keras.backend`` (and ``keras.config``) hold it.
 
 - the counters that name layers ``conv2d``, ``conv2d_1``, ... (reset by :func:`clear_session`);
 - the random generator behind initializers, dropout and shuffling (seeded by
   ``fastconv.keras.utils.set_random_seed``);
-- ``epsilon()`` (1e-7, the fuzz factor of the losses' clipping) and ``floatx()`` ("float32").
+- ``floatx()``: the dtype of the layers created from then on ("float32"; "float64" with
+  ``set_floatx``), ``epsilon()`` (1e-7, the fuzz factor of the losses' clipping) and
+  ``image_data_format()`` ("channels_last": fastconv's layers take channels_first only through
+  their own ``data_format=`` argument).
 """
 import collections
 import re
@@ -11,8 +14,15 @@ import re
 import numpy as np
 
 _EPSILON = 1e-7
+_FLOATX = "float32"
+_IMAGE_DATA_FORMAT = "channels_last"
 _name_counts = collections.defaultdict(int)
 _generator = None
+
+
+def backend():
+    """The name of the backend: "fastconv" (Keras says "tensorflow", "jax", "torch" or "numpy")."""
+    return "fastconv"
 
 
 def epsilon():
@@ -22,12 +32,51 @@ def epsilon():
 
 def set_epsilon(value):
     global _EPSILON
-    _EPSILON = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"set_epsilon: expected a number. Received: value={value!r}") from None
+    _EPSILON = value
 
 
 def floatx():
-    """The dtype of weights and computations: float32, as in Keras."""
-    return "float32"
+    """The dtype of the weights and computations of layers created from now on: "float32" as in
+    Keras, or "float64" after ``set_floatx("float64")``."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float dtype: "float32" or "float64" (fastconv's kernels have no float16 /
+    bfloat16 rows).  Layers, losses and metrics created afterwards use it."""
+    global _FLOATX
+    accepted = ("bfloat16", "float16", "float32", "float64")
+    name = str(value)
+    if name not in accepted:
+        raise ValueError(f"Unknown `floatx` value: {value!r}. Expected one of {set(accepted)}")
+    if name not in ("float32", "float64"):
+        raise ValueError(f"set_floatx: fastconv.keras computes in float32 or float64 only; {name} is not "
+                         f"implemented. Received: value={value!r}")
+    _FLOATX = name
+
+
+def image_data_format():
+    """The default ``data_format`` of image layers: "channels_last" (batch, height, width, channels)."""
+    return _IMAGE_DATA_FORMAT
+
+
+def set_image_data_format(data_format):
+    """Only "channels_last" can be the default in fastconv.keras (a layer still takes
+    ``data_format="channels_first"`` where it implements it)."""
+    global _IMAGE_DATA_FORMAT
+    fmt = str(data_format).lower()
+    if fmt not in ("channels_first", "channels_last"):
+        raise ValueError("The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
+                         f"Received: data_format={data_format!r}")
+    if fmt == "channels_first":
+        raise ValueError("set_image_data_format: fastconv.keras's layers default to channels_last only (its kernels "
+                         "are fastest in NHWC); pass data_format='channels_first' to the layers that should read "
+                         "NCHW instead. Received: data_format='channels_first'")
+    _IMAGE_DATA_FORMAT = fmt
 
 
 def to_snake_case(name):
