@@ -396,3 +396,75 @@ def test_fastconv_earlier_zip_format_still_loads(tmp_path):
     fresh = _small_cnn()
     fresh.load_weights(tmp_path / "old.weights.h5")
     np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# ------------------------------------------------------------------------------ subclassed models
+class _Block(L.Layer):
+    """A custom layer holding layers as an attribute and in a list, and a weight of its own."""
+
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.inner = L.Dense(units)
+        self.extra = [L.Dense(units), L.Dense(units, activation="relu")]
+
+    def build(self, input_shape):
+        self.scale = self.add_weight((self.units,), fk.initializers.get("ones"), "scale")
+
+    def call(self, x):
+        return self.extra[1](self.extra[0](self.inner(x))) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class _Net(fk.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.zeta = L.Dense(4)     # after "layers" in Keras's walk: stored as layers/dense
+        self.alpha = _Block(3)     # before it: stored as alpha/..., its list as alpha/extra/dense...
+
+    def call(self, x):
+        return self.alpha(self.zeta(x))
+
+
+def test_subclassed_models_both_ways(tf, tmp_path):
+    k = tf.keras
+
+    class KerasBlock(k.layers.Layer):
+        def __init__(self, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.inner = k.layers.Dense(units)
+            self.extra = [k.layers.Dense(units), k.layers.Dense(units, activation="relu")]
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(self.units,), initializer="ones", name="scale")
+
+        def call(self, x):
+            return self.extra[1](self.extra[0](self.inner(x))) * self.scale
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    class KerasNet(k.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.zeta = k.layers.Dense(4)
+            self.alpha = KerasBlock(3)
+
+        def call(self, x):
+            return self.alpha(self.zeta(x))
+
+    x = np.random.default_rng(4).random((3, 5), dtype=np.float32)
+    keras_model = KerasNet()
+    keras_model(x)
+    keras_model.alpha.scale.assign(np.array([0.5, 2.0, -1.0], np.float32))
+    keras_model.save(tmp_path / "k.keras")
+    ours = {"KerasNet": _Net, "KerasBlock": _Block}
+    model = fk.models.load_model(tmp_path / "k.keras", custom_objects=ours)
+    np.testing.assert_allclose(model.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-5)
+    model.save(tmp_path / "ours.keras")
+    theirs = {"_Net": KerasNet, "_Block": KerasBlock}
+    again = _quiet_keras_load(tf, tmp_path / "ours.keras", custom_objects=theirs)
+    np.testing.assert_allclose(again.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-5)

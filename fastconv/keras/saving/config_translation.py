@@ -193,14 +193,17 @@ def layer_to_keras(layer, legacy=False, model_nodes=None):
     from fastconv.keras.layers.core import InputLayer
 
     module, class_name, registered_name = _class_identity(layer)
-    if isinstance(layer, models.Model):
+    subclassed = getattr(layer, "_subclassed", False)
+    if isinstance(layer, models.Model) and not subclassed:
         config = _model_config_to_keras(layer, legacy)
     else:
-        config = layer_config_to_keras(layer)
+        config = layer_config_to_keras(layer)   # a subclassed model: its constructor's arguments
     entry = {"class_name": class_name, "config": config} if legacy else _wrap(module, class_name, config,
                                                                              registered_name)
     if not legacy and not isinstance(layer, InputLayer):
-        if isinstance(layer, models.Sequential):
+        if subclassed:
+            entry["build_config"] = _jsonable(layer.get_build_config())
+        elif isinstance(layer, models.Sequential):
             entry["build_config"] = {"input_shape": list(layer.inputs[0].shape) if layer.inputs else None}
         elif not isinstance(layer, models.Model) and type(layer).build is not Layer.build:
             shape = _build_shape(layer, model_nodes or {id(n) for n in layer._inbound_nodes})
@@ -323,6 +326,10 @@ def _check_sizes(ctx, config, what):
         if shape is None:
             continue
         _expect(ctx, shape, list, f"{what}: {key}")
+        if shape and isinstance(shape[0], list):   # several inputs
+            for one in shape:
+                _check_sizes(ctx, {key: one}, what)
+            continue
         dims = shape[1:] if key != "input_shape" else shape
         for d in shape:
             if d is not None and (not isinstance(d, int) or isinstance(d, bool) or not 0 < d <= _MAX_DIM):
@@ -347,18 +354,31 @@ def layer_from_keras(ctx, entry, depth=0):
     what = f"layer {layer_name!r} ({entry['class_name']})"
     translated = _layer_config_from_keras(ctx, cls, config, what)
     try:
-        return cls.from_config(translated)
+        layer = cls.from_config(translated)
+        if getattr(layer, "_subclassed", False) and entry.get("build_config"):
+            # A subclassed model is built from the input shape it was saved with, as in Keras.
+            build_config = _expect(ctx, entry["build_config"], dict, f"{what}: build_config")
+            _check_sizes(ctx, {"batch_shape": build_config.get("input_shape")}, f"{what}: build_config")
+            layer.build_from_config(build_config)
+        return layer
     except CONFIG_ERRORS as exc:
         raise ctx.error(f"{what}: {exc}") from None
 
 
 def model_from_keras(ctx, entry, depth=0):
-    """A Sequential or functional model from a Keras (3 or tf.keras 2) serialization."""
+    """A Sequential, functional or subclassed model from a Keras (3 or tf.keras 2)
+    serialization."""
     from fastconv.keras import models
 
     if depth > _MAX_DEPTH:
         raise ctx.error(f"models are nested more than {_MAX_DEPTH} deep")
+    _expect(ctx, entry, dict, "the model's configuration")
     class_name = entry.get("class_name")
+    if class_name not in _MODEL_CLASS_NAMES:
+        model = layer_from_keras(ctx, entry, depth)
+        if not isinstance(model, models.Model):
+            raise ctx.error(f"the configuration is a {type(model).__name__} layer, not a model")
+        return model
     config = entry.get("config")
     if class_name == "Sequential" and isinstance(config, list):
         config = {"layers": config}   # Keras 1's Sequential: a list of layers

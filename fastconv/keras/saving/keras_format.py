@@ -41,32 +41,90 @@ BUDGET_FACTOR, BUDGET_ALLOWANCE = 4, 64 << 20
 
 # ------------------------------------------------------------------------- the weight layout
 def keras_variable_order(layer):
-    """A layer's variables as Keras stores them: trainable ones (as created) first."""
-    weights = layer.weights
-    return [w for w in weights if w.trainable] + [w for w in weights if not w.trainable]
+    """A layer's own variables (not those of the layers it holds) as Keras stores them:
+    trainable ones (as created) first."""
+    own = vars(layer).get("_weights", layer.weights)
+    return [w for w in own if w.trainable] + [w for w in own if not w.trainable]
 
 
-def weight_tree(model, prefix=""):
-    """[(H5 path, name, variables)] of a model and of every layer in it, Keras's layout."""
+def _holds_layers(value, depth=0):
+    from fastconv.keras.layers.base import Layer
+
+    if isinstance(value, Layer):
+        return True
+    if depth < 8 and isinstance(value, (list, tuple, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return any(_holds_layers(v, depth + 1) for v in items)
+    return False
+
+
+def _attribute_key(name):
+    return f"~{name}" if name.startswith("_") else name   # Keras visits private attributes last
+
+
+def _children(obj):
+    """(attribute, value) of the layers (or containers of layers) that Keras's saving walks in
+    ``obj``: a functional or Sequential model's ``layers`` first, then the attributes in sorted
+    order, private ones last (a subclassed model's ``layers`` sorts among them)."""
+    from fastconv.keras import models
+
+    attributes = {name: value for name, value in vars(obj).items()
+                  if value is not obj and name != "layers" and _holds_layers(value)}
+    subclassed = getattr(obj, "_subclassed", False)
+    if isinstance(obj, models.Model) and subclassed:
+        attributes["layers"] = obj.layers
+    children = [(name, attributes[name]) for name in sorted(attributes, key=_attribute_key)]
+    if isinstance(obj, models.Model) and not subclassed:
+        children.insert(0, ("layers", obj.layers))
+    return children
+
+
+def _container_name(obj):
     from fastconv.keras import backend
     from fastconv.keras import models
 
-    out = [(prefix, model.name, [])]
-    used = {}
-    for layer in model.layers:
-        base = "functional" if type(layer) is models.Model else backend.to_snake_case(type(layer).__name__)
-        if base in used:
-            used[base] += 1
-            name = f"{base}_{used[base]}"
-        else:
-            used[base] = 0
-            name = base
-        path = f"{prefix}/layers/{name}" if prefix else f"layers/{name}"
-        if isinstance(layer, models.Model):
-            out.extend(weight_tree(layer, path))
-        else:
-            out.append((path, layer.name, keras_variable_order(layer)))
+    return "functional" if type(obj) is models.Model else backend.to_snake_case(type(obj).__name__)
+
+
+def weight_tree(model):
+    """[(H5 path, name, variables)] of the model and of every layer it holds, in Keras's layout:
+    each object's own variables at ``<path>/vars``, its layers under the attribute that holds
+    them, a container's items named by their snake-case class made unique (``dense``,
+    ``dense_1``), each object stored once, where it is first reached."""
+    from fastconv.keras.layers.base import Layer
+
+    out, visited = [], set()
+
+    def visit(obj, path):
+        if id(obj) in visited:
+            return
+        visited.add(id(obj))
+        out.append((path, obj.name, keras_variable_order(obj)))
+        for attribute, value in _children(obj):
+            inner = f"{path}/{attribute}" if path else attribute
+            if isinstance(value, Layer):
+                visit(value, inner)
+            else:
+                container(value, inner)
+
+    def container(items, path, depth=0):
+        used = {}
+        for item in (items.values() if isinstance(items, dict) else items):
+            if isinstance(item, Layer):
+                visit(item, f"{path}/{_unique(_container_name(item), used)}")
+            elif isinstance(item, (list, tuple, dict)) and depth < 8:
+                container(item, f"{path}/{_unique('container', used)}", depth + 1)
+
+    visit(model, "")
     return out
+
+
+def _unique(name, used):
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
 
 
 def optimizer_state(model):
@@ -192,9 +250,6 @@ def build_model(ctx, config, budget):
     from fastconv.keras.layers import base
     from fastconv.keras.layers.core import safe_mode_scope
 
-    if not isinstance(config, dict) or config.get("class_name") not in ("Functional", "Model", "Sequential"):
-        found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
-        raise ctx.error(f"the configuration is not a Sequential or functional model (found {found!r})")
     token = base.weight_bytes_left.set(budget)
     try:
         # A Lambda's from_config turns stored Python code into a function only outside safe mode.
