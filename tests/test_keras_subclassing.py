@@ -220,7 +220,9 @@ def test_subclassed_model_build_summary_and_weights_file(tmp_path):
     rows = [line.split("│")[1].strip() for line in text[0].splitlines() if line.startswith("│")]
     assert rows == ["dense (Dense)", "batch_normalization", "(BatchNormalization)", "dense_1 (Dense)",
                     "dense_2 (Dense)"]
-    assert f"Total params: {model.count_params():,}" in text[0]
+    n_trainable = sum(w.value.size for w in model.trainable_weights)
+    assert f"Trainable params: {n_trainable:,}" in text[0]
+    assert f"Non-trainable params: {model.count_params() - n_trainable:,}" in text[0]
     path = str(tmp_path / "mlp.weights.h5")
     model.save_weights(path)
     other = _mlp_class(fk)()

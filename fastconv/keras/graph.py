@@ -194,6 +194,9 @@ class Graph:
         ``wrt_logits[i]`` says that output i's gradient is that of its logits (its layer's
         activation is then skipped).  The tape is consumed (emptied) as it is walked.
         """
+        if tape.graph is not self:
+            # A subclassed model has one graph per trace of its call(): the tape knows which ran.
+            return tape.graph.backprop(tape, output_grads, wrt_logits, inputs_need_grad)
         needed = self._requires_grad(inputs_need_grad)
         grads = {}
         from_logits = set()
