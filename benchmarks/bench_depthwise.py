@@ -164,17 +164,22 @@ def markdown(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None, help="fastconv threads (default: all CPUs)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of both libraries (default: fastconv's default and TensorFlow's)")
     parser.add_argument("--quick", action="store_true", help="small shapes: a smoke run")
     parser.add_argument("--no-tensorflow", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
     args = parser.parse_args(argv)
     cases = [quick(c) for c in MOBILENET_V2] if args.quick else MOBILENET_V2
+    tf = None if args.no_tensorflow else contenders.load_tensorflow()
     if args.threads:
         fc.set_num_threads(args.threads)
-    tf = None if args.no_tensorflow else contenders.load_tensorflow()
+        if tf is not None:  # before TensorFlow runs its first op
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     print(f"fastconv {fc.__version__}, {fc.get_num_threads()} threads, kernels: {fc.simd_isa()}, "
-          f"OpenMP: {fc.openmp_enabled()}; TensorFlow: {tf.__version__ if tf else 'absent'}; "
+          f"OpenMP: {fc.openmp_enabled()}; TensorFlow: {tf.__version__ if tf else 'absent'}"
+          f"{f', {args.threads} threads' if tf and args.threads else ''}; "
           f"float32, 3x3, SAME, {args.rounds} rounds")
     rows = measure(cases, args.rounds, tf)
     print_table(rows)
