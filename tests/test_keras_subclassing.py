@@ -30,7 +30,10 @@ def _linear_class(K):
     return Linear
 
 
-def _resnet34(K):
+RESNET34_FILTERS = [64] * 3 + [128] * 4 + [256] * 6 + [512] * 3
+
+
+def _resnet34(K, filters_per_unit=RESNET34_FILTERS, size=224):
     """Géron's ResNet-34 (Hands-On Machine Learning, ch. 14): ResidualUnit holds its layers in
     lists and its call() has no training argument."""
     DefaultConv2D = partial(K.layers.Conv2D, kernel_size=3, strides=1, padding="same", use_bias=False)
@@ -56,12 +59,12 @@ def _resnet34(K):
             return self.activation(Z + skip_Z)
 
     model = K.models.Sequential()
-    model.add(DefaultConv2D(64, kernel_size=7, strides=2, input_shape=[224, 224, 3]))
+    model.add(DefaultConv2D(64, kernel_size=7, strides=2, input_shape=[size, size, 3]))
     model.add(K.layers.BatchNormalization())
     model.add(K.layers.Activation("relu"))
     model.add(K.layers.MaxPool2D(pool_size=3, strides=2, padding="same"))
     prev_filters = 64
-    for filters in [64] * 3 + [128] * 4 + [256] * 6 + [512] * 3:
+    for filters in filters_per_unit:
         model.add(ResidualUnit(filters, strides=1 if filters == prev_filters else 2))
         prev_filters = filters
     model.add(K.layers.GlobalAvgPool2D())
@@ -147,16 +150,25 @@ def test_layers_held_in_lists_are_tracked_and_trained():
     assert all(not layer.trainable for layer in sub) and block.trainable_weights == []
 
 
-def test_resnet34_of_residual_units_counts_keras_parameters(tf):
+def test_resnet34_of_residual_units_counts_its_parameters():
     model = _resnet34(fk)
     text = []
     model.summary(print_fn=text.append)
-    keras_model = _resnet34(tf.keras)
+    # Keras 3.15 counts 21,306,826 for the same program (bug report; checked with TensorFlow 2.21
+    # when this test was written, and by the test below on a shorter stack of the same units).
+    assert "Total params: 21,306,826" in text[0] and model.count_params() == 21_306_826
+    assert text[0].count("(ResidualUnit)") == 16
+
+
+def test_residual_units_match_keras_weights(tf):
+    filters = [64, 128, 128, 256]
+    model, keras_model = _resnet34(fk, filters, 32), _resnet34(tf.keras, filters, 32)
     assert model.count_params() == keras_model.count_params()
-    assert f"Total params: {keras_model.count_params():,}" in text[0]
-    assert len(model.weights) == len(keras_model.weights)
-    assert len(model.trainable_weights) == len(keras_model.trainable_weights)
     assert [w.shape for w in model.weights] == [tuple(w.shape) for w in keras_model.weights]
+    assert len(model.trainable_weights) == len(keras_model.trainable_weights)
+    model.set_weights([w.numpy() for w in keras_model.weights])
+    x = np.random.default_rng(2).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), keras_model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
 
 
 def test_model_with_flexible_input_gives_concrete_shapes_when_nested():
