@@ -468,3 +468,19 @@ def test_subclassed_models_both_ways(tf, tmp_path):
     theirs = {"_Net": KerasNet, "_Block": KerasBlock}
     again = _quiet_keras_load(tf, tmp_path / "ours.keras", custom_objects=theirs)
     np.testing.assert_allclose(again.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_save_arguments_as_keras(tmp_path):
+    model = _small_cnn()
+    model.compile(optimizer="adam", loss="mse")
+    model.save(tmp_path / "bare.h5", include_optimizer=False)
+    with h5py.File(tmp_path / "bare.h5") as f:
+        assert "training_config" not in f.attrs and "optimizer_weights" not in f
+    assert not fk.models.load_model(tmp_path / "bare.h5").compiled
+    with pytest.raises(ValueError, match=r"not supported with the native Keras format: \['include_optimizer'\]"):
+        model.save(tmp_path / "m.keras", include_optimizer=False)
+    with pytest.raises(ValueError, match="zipped=False"):
+        model.save(tmp_path / "m.keras", zipped=False)
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(FileExistsError):
+        model.save(tmp_path / "m.keras", overwrite=False)

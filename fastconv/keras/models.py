@@ -247,11 +247,12 @@ class Model(Trainer, Layer):
         return (input_grads if self._multiple_inputs else input_grads[0]), weight_grads
 
     # ----------------------------------------------------------------------------- save & load
-    def save(self, filepath, overwrite=True, zipped=None):
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Save architecture, weights, compile arguments and optimizer state in one file, as
         Keras does: ``.keras`` is Keras 3's format, ``.h5`` the legacy HDF5 one (both load in
-        Keras).  The file is replaced atomically (see fastconv.keras.saving)."""
-        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
+        Keras; ``.h5`` also takes ``include_optimizer``).  The file is replaced atomically (see
+        fastconv.keras.saving)."""
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
         """``.weights.h5``: Keras 3's weights file; ``.h5``: tf.keras 2's legacy weights file."""

@@ -32,15 +32,20 @@ def _path(filepath, what):
         raise TypeError(f"{what}: filepath must be a str or os.PathLike; received {type(filepath).__name__}") from None
 
 
-def save_model(model, filepath, overwrite=True, zipped=None):
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     filepath = _path(filepath, "save")
     if zipped is not None and zipped is not True:
         raise ValueError("save: zipped=False (an unzipped folder) is not implemented in fastconv.keras")
+    legacy = filepath.endswith((".h5", ".hdf5"))
+    unknown = sorted(set(kwargs) - ({"include_optimizer"} if legacy else set()))
+    if unknown:
+        raise ValueError(f"The following argument(s) are not supported{' with the native Keras format' * (not legacy)}: "
+                         f"{unknown}")
     check_overwrite(filepath, overwrite)
     if filepath.endswith(".keras"):
         keras_format.save_model(model, filepath)
-    elif filepath.endswith((".h5", ".hdf5")):
-        legacy_h5.save_model(model, filepath)
+    elif legacy:
+        legacy_h5.save_model(model, filepath, include_optimizer=kwargs.get("include_optimizer", True))
     else:
         raise ValueError("Invalid filepath extension for saving. Please add either a `.keras` extension for the native "
                          f"Keras format (recommended) or a `.h5` extension. Received: filepath={filepath}")

@@ -48,10 +48,10 @@ def _write_weights_group(group, model):
     _write_strings(group.create_group("top_level_model_weights"), "weight_names", [])
 
 
-def save_model(model, filepath):
+def save_model(model, filepath, include_optimizer=True):
     config = translation.layer_to_keras(model, legacy=True)
-    training = translation.compile_to_keras(model, legacy=True)
-    state = keras_format.optimizer_state(model)
+    training = translation.compile_to_keras(model, legacy=True) if include_optimizer else None
+    state = keras_format.optimizer_state(model) if include_optimizer else None
     with atomic_write(filepath) as f:
         with h5py().File(f, "w") as h5:
             h5.attrs["backend"] = b"tensorflow"
