@@ -266,7 +266,7 @@ def register_builtin_alias(name, cls):
 
 
 # Attributes of a layer that hold its own bookkeeping, never sub-layers to track.
-_UNTRACKED_ATTRIBUTES = frozenset({"_inbound_nodes", "_weights", "_traces", "_auto_config"})
+_UNTRACKED_ATTRIBUTES = frozenset({"_inbound_nodes", "_weights", "_traces", "_auto_config", "_build_input_shape"})
 
 # The `training` flag of the call()s running eagerly: a layer called inside another's call()
 # without `training=` inherits it, as in Keras.
@@ -552,6 +552,7 @@ class Layer:
 
     def _maybe_build(self, input_shape):
         if not self.built:
+            self._build_input_shape = input_shape
             self.build(input_shape)
             self.built = True
 
@@ -697,10 +698,26 @@ class Layer:
 
     # ------------------------------------------------------------------------------ serialization
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, **self._automatic_config(Layer), "trainable": self.trainable,
+                  "dtype": self.dtype}
         if self._input_shape_arg is not None:
             config["input_shape"] = self._input_shape_arg
-        return {**self._automatic_config(Layer), **config}
+        return config
+
+    def get_build_config(self):
+        """{"input_shape": ...} of the layer's build, as Keras saves it (None before)."""
+        shape = vars(self).get("_build_input_shape")
+        return None if shape is None else {"input_shape": shape}
+
+    def build_from_config(self, config):
+        """Build from get_build_config(): create the weights (a traced layer's sub-layers too)."""
+        if not config:
+            return
+        shape = config["input_shape"]
+        shapes = [tuple(s) for s in shape] if self._multiple_inputs else [tuple(shape)]
+        self._maybe_build(shapes if self._multiple_inputs else shapes[0])
+        if self._traced_kind():
+            self._trace(shapes, [self.dtype] * len(shapes), False)
 
     def _automatic_config(self, base):
         """For a user's class that does not define get_config (``base`` is the class whose
