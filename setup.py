@@ -95,7 +95,7 @@ def extensions():
         extra_compile_args=opt + omp_c + ["-Wno-unused-function", "-Wno-unreachable-code"],
         extra_link_args=omp_l + (SANITIZER_FLAGS if SANITIZE else []),
     )
-    modules = ["_runtime", "_conv", "_pooling", "_elementwise", "_warp", "_depthwise"]
+    modules = ["_runtime", "_conv", "_pooling", "_elementwise", "_warp", "_depthwise", "_imageload"]
     return [Extension(f"fastconv.{name}", [f"fastconv/{name}.pyx"], **common) for name in modules]
 
 

@@ -1,15 +1,18 @@
 """fastconv.keras.dataset (the light tf.data.Dataset) and image_dataset_from_directory: the same
 files, splits, labels and resized images as Keras, the pipeline methods as tf.data, bad input."""
+import io
 import os
+import struct
 import threading
 import time
+import zlib
 
 import numpy as np
 import pytest
 
 from fastconv.keras import preprocessing, utils
 from fastconv.keras.dataset import AUTOTUNE, INFINITE_CARDINALITY, UNKNOWN_CARDINALITY, Dataset
-from fastconv.keras.image_dataset import image_dataset_from_directory, index_directory, resize
+from fastconv.keras.image_dataset import _read_png, decode_image, image_dataset_from_directory, index_directory, resize
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed: reading image files skipped")
 
@@ -163,6 +166,95 @@ def test_resize_equals_tf_image_resize(tf, method):
         assert got.dtype == ref.dtype
         # Area sums in another order than TensorFlow's kernel: equal to float32 rounding.
         np.testing.assert_allclose(got, ref, rtol=3e-5 if method == "area" else 0, atol=1e-4)
+
+
+def reference_bilinear(image, size):
+    """tf.image.resize's bilinear in NumPy float32: TensorFlow's taps and compute_lerp."""
+    def taps(n_in, n_out):
+        pos = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * (np.float32(n_in) / np.float32(n_out)) \
+            - np.float32(0.5)
+        floor = np.floor(pos)
+        return (np.maximum(floor, 0).astype(int), np.minimum(np.ceil(pos), n_in - 1).astype(int),
+                (pos - floor).astype(np.float32))
+
+    x = image.astype(np.float32)
+    y0, y1, yl = taps(x.shape[0], size[0])
+    x0, x1, xl = taps(x.shape[1], size[1])
+    top = x[y0][:, x0] + (x[y0][:, x1] - x[y0][:, x0]) * xl[:, None]
+    bottom = x[y1][:, x0] + (x[y1][:, x1] - x[y1][:, x0]) * xl[:, None]
+    return top + (bottom - top) * yl[:, None, None]
+
+
+def test_bilinear_kernel_equals_the_reference_bit_for_bit():
+    rng = np.random.default_rng(6)
+    for (h, w, c), size in (((37, 23, 3), (16, 50)), ((1, 1, 1), (3, 2)), ((130, 97, 4), (100, 100)),
+                            ((6, 200, 1), (6, 7))):
+        image = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+        got = resize(image, size)
+        assert got.dtype == np.float32 and np.array_equal(got, reference_bilinear(image, size))
+    view = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)[2:15:2, ::3]  # not contiguous
+    assert np.array_equal(resize(view, (9, 4)), reference_bilinear(view, (9, 4)))
+
+
+# -- the PNG decoder ---------------------------------------------------------------------------------
+
+def png_bytes(pixels, filters, colour):
+    """A PNG written by hand: each row filtered with its own type (0-4), so that every filter of
+    the specification is exercised."""
+    h, w, bpp = pixels.shape
+    rows, prior = [], np.zeros(w * bpp, dtype=np.int64)
+    for r in range(h):
+        x = pixels[r].reshape(-1).astype(np.int64)
+        a = np.concatenate([np.zeros(bpp, np.int64), x[:-bpp]])
+        c = np.concatenate([np.zeros(bpp, np.int64), prior[:-bpp]])
+        b = prior
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        predictor = [0, a, b, (a + b) // 2, paeth][filters[r % len(filters)]]
+        rows.append(bytes([filters[r % len(filters)]]) + ((x - predictor) % 256).astype(np.uint8).tobytes())
+        prior = x
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("colour, bpp", [(0, 1), (2, 3), (6, 4)])
+def test_png_decoder_reverses_every_filter(colour, bpp):
+    pixels = np.random.default_rng(7).integers(0, 256, (11, 9, bpp), dtype=np.uint8)
+    data = png_bytes(pixels, [0, 1, 2, 3, 4, 4, 3, 1], colour)
+    assert np.array_equal(_read_png(data), pixels)
+    with Image.open(io.BytesIO(data)) as im:  # the file is a valid PNG for Pillow too
+        assert np.array_equal(np.asarray(im).reshape(pixels.shape), pixels)
+
+
+def test_png_decoder_refuses_broken_files_and_leaves_other_kinds_to_pillow(tmp_path):
+    pixels = np.random.default_rng(8).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    data = bytearray(png_bytes(pixels, [4], 2))
+    bad_crc = bytes(data[:45]) + bytes([data[45] ^ 1]) + bytes(data[46:])  # a byte of the IDAT data
+    with pytest.raises(ValueError, match="IDAT chunk fails its CRC check"):
+        _read_png(bad_crc)
+    rows = b"".join(bytes([7]) + pixels[r].tobytes() for r in range(6))
+    header = struct.pack(">IIBBBBB", 5, 6, 8, 2, 0, 0, 0)
+    unknown_filter = b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in ((b"IHDR", header), (b"IDAT", zlib.compress(rows)), (b"IEND", b"")))
+    with pytest.raises(ValueError, match="row 0 has the unknown PNG filter type 7"):
+        _read_png(unknown_filter)
+    rng = np.random.default_rng(9)
+    for name, image in (("palette.png", Image.fromarray(pixels).quantize(16)),
+                        ("grey16.png", Image.fromarray(rng.integers(0, 65535, (6, 5)).astype(np.uint16))),
+                        ("grey_alpha.png", Image.fromarray(pixels).convert("LA"))):
+        image.save(tmp_path / name)
+        assert _read_png((tmp_path / name).read_bytes()) is None  # Pillow's
+        with Image.open(tmp_path / name) as im:
+            expected = np.asarray(im.convert("RGB")) if name != "grey16.png" else \
+                np.repeat((np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)
+        assert np.array_equal(decode_image(tmp_path / name, 3), expected)
 
 
 # -- shuffling per epoch -------------------------------------------------------------------------

@@ -20,9 +20,11 @@ Two ways to consume a finite dataset: ``iter(ds)`` (each call a new pass, as in 
 ``fastconv.keras`` models read), where ``ds[0], ds[1], ...`` in order run through the same
 pipeline (prefetch included) and ``on_epoch_end`` starts the next pass.
 """
+import collections
 import itertools
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -188,6 +190,12 @@ class Dataset:
         """The elements of one pass, in order."""
         for i in range(self._cardinality()):
             yield self._get(i, key)
+
+    def _concurrent(self):
+        """Whether ``_get`` may run for several elements at once in different threads: true for
+        the sources and the nodes that only move indices, false below a user function (a map may
+        hold state, e.g. a random generator, whose order of use must not depend on threads)."""
+        return self._parent is not None and self._parent._concurrent() and type(self) in _INDEX_NODES
 
     # -- TensorFlow's construction methods ----------------------------------------------------
     @staticmethod
@@ -358,6 +366,9 @@ class _SliceDataset(Dataset):
 
     def _gather(self, indices, key, where):
         return _slice(self._tensors, np.asarray(indices, dtype=np.intp))
+
+    def _concurrent(self):
+        return True
 
 
 class _MapDataset(Dataset):
@@ -691,7 +702,27 @@ class _PrefetchDataset(Dataset):
     def _elements(self, key):
         if self._size == 0:
             yield from self._parent._elements(key)
-            return
+        elif self._parent._indexable and self._parent._cardinality() >= 0 and self._parent._concurrent():
+            yield from self._in_flight(key)
+        else:
+            yield from self._background(key)
+
+    def _in_flight(self, key):
+        """Up to ``buffer_size`` elements computed at the same time, delivered in order: the image
+        decoding threads always have the next batch's files to work on."""
+        n = self._parent._cardinality()
+        pool = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="fastconv-prefetch")
+        pending = collections.deque()
+        try:
+            for index in range(n):
+                while len(pending) < self._size and index + len(pending) < n:
+                    pending.append(pool.submit(self._parent._get, index + len(pending), key))
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _background(self, key):
+        """One thread runs the input's pipeline (user functions included, in order) ahead."""
         buffer = queue.Queue(maxsize=self._size)
         stop = threading.Event()
         worker = threading.Thread(target=_produce, args=(self._parent._elements(key), buffer, stop),
@@ -743,3 +774,7 @@ def _produce(elements, buffer, stop):
             return
         except queue.Full:
             pass
+
+
+# The nodes that only move indices (see Dataset._concurrent).
+_INDEX_NODES = (_BatchDataset, _ShuffleDataset, _TakeDataset, _SkipDataset, _RepeatDataset, _PrefetchDataset)

@@ -9,20 +9,24 @@ batches with ``class_names`` and ``file_paths``.
 
 Images are decoded with Pillow (it releases the GIL, so a batch is decoded on all cores) and
 resized as ``tf.image.resize`` does, which is what Keras calls: bilinear WITHOUT antialiasing,
-half-pixel centres, in float32 (the same operations in the same order as TensorFlow's kernel, so
-PNG, BMP and GIF images come out equal to Keras's; JPEGs differ by a few levels of 255 because
+half-pixel centres, in float32, by the small kernel of ``fastconv/_imageload.pyx`` (the same
+operations in the same order as TensorFlow's, so PNG, BMP and GIF images come out equal to Keras's; JPEGs differ by a few levels of 255 because
 TensorFlow decodes them with libjpeg's fast integer DCT and Pillow with the accurate one).
 Grayscale PNGs use libpng's conversion (what TensorFlow calls) and grayscale JPEGs the decoder's
 luma, as TensorFlow.
 """
 import functools
+import io
 import os
+import struct
 import threading
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from fastconv import _imageload
 from fastconv.keras.dataset import AUTOTUNE, Dataset
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -179,11 +183,76 @@ def _gray_from_rgb_png(rgb):
     return ((9797 * r + 19234 * g + 3737 * b) >> 15).astype(np.uint8)[..., None]
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The PNGs fastconv decodes itself (8-bit gray, RGB, RGBA, not interlaced): colour type -> bytes
+# per pixel.  Other PNGs (palettes, gray + alpha, other depths, interlaced, transparency chunks)
+# go to Pillow.
+_PNG_PIXEL_BYTES = {0: 1, 2: 3, 6: 4}
+
+
+def _read_png(data):
+    """The pixels of a PNG file's bytes as uint8 (height, width, 1, 3 or 4), or None when the
+    file is not one of the kinds fastconv decodes itself.  The critical chunks' checksums are
+    verified, as libpng does; a broken file raises ValueError."""
+    pos, idat, header, transparency = len(_PNG_SIGNATURE), [], None, False
+    view = memoryview(data)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            raise ValueError(f"the {kind.decode('latin1')} chunk is cut short")
+        if kind in (b"IHDR", b"PLTE", b"IDAT") and \
+                zlib.crc32(view[pos + 4:end]) != struct.unpack_from(">I", data, end)[0]:
+            raise ValueError(f"the {kind.decode('latin1')} chunk fails its CRC check")
+        if kind == b"IHDR":
+            header = struct.unpack_from(">IIBBBBB", data, pos + 8)
+        elif kind == b"IDAT":
+            idat.append(view[pos + 8:end])
+        elif kind == b"tRNS":
+            transparency = True
+        elif kind == b"IEND":
+            break
+        pos = end + 4
+    if header is None:
+        raise ValueError("no IHDR chunk")
+    width, height, depth, colour, _, _, interlace = header
+    if depth != 8 or colour not in _PNG_PIXEL_BYTES or interlace or transparency:
+        return None
+    bpp = _PNG_PIXEL_BYTES[colour]
+    raw = zlib.decompress(b"".join(idat))
+    if len(raw) != height * (1 + width * bpp):
+        raise ValueError(f"the image data holds {len(raw)} bytes, not the {height * (1 + width * bpp)} of "
+                         f"{width}x{height} pixels")
+    out = np.empty((height, width * bpp), dtype=np.uint8)
+    _imageload.png_unfilter(np.frombuffer(raw, np.uint8).reshape(height, 1 + width * bpp), out, bpp)
+    return out.reshape(height, width, bpp)
+
+
+def _png_channels(pixels, channels):
+    """8-bit gray / RGB / RGBA pixels as ``channels`` channels, as libpng's transformations
+    under TensorFlow's decode_png: alpha stripped or added (255), gray replicated, RGB to gray."""
+    have = pixels.shape[2]
+    if have == channels:
+        return pixels
+    if channels == 1:
+        return _gray_from_rgb_png(pixels) if have >= 3 else pixels[..., :1]
+    colour = pixels[..., :3] if have >= 3 else np.repeat(pixels, 3, axis=2)
+    if channels == 3:
+        return colour
+    return np.concatenate([colour, np.full(pixels.shape[:2] + (1,), 255, np.uint8)], axis=2)
+
+
 def decode_image(path, channels):
     """A file as uint8 (height, width, channels), as TensorFlow's decode_image(channels=...)
     with expand_animations=False (the first frame of a GIF)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(_PNG_SIGNATURE):
+        pixels = _read_png(data)
+        if pixels is not None:
+            return _png_channels(pixels, channels)
     Image = _pillow()
-    with Image.open(path) as im:
+    with Image.open(io.BytesIO(data)) as im:
         fmt = im.format
         if channels == 1 and fmt == "JPEG":
             im.draft("L", im.size)  # the decoder's own luma, as libjpeg's grayscale output
@@ -234,24 +303,21 @@ def _area_weights(in_size, out_size):
     return (overlap / scale).astype(np.float32)
 
 
-def resize(image, size, interpolation="bilinear"):
-    """``tf.image.resize(image, size, method=interpolation)`` of one (height, width, channels)
-    image: float32 (uint8 kept for 'nearest', as TensorFlow)."""
+def resize(image, size, interpolation="bilinear", out=None):
+    """``tf.image.resize(image, size, method=interpolation)`` of one uint8 (height, width,
+    channels) image: float32, equal to TensorFlow's for 'bilinear' (uint8 kept for 'nearest', as
+    TensorFlow).  ``out``: a C-contiguous float32 array to write a bilinear result into."""
     h, w = size
     if interpolation == "nearest":
         return image[_nearest_taps(image.shape[0], h)][:, _nearest_taps(image.shape[1], w)]
-    x = image.astype(np.float32, copy=False)
     if interpolation == "area":
-        return np.einsum("ij,jkc,lk->ilc", _area_weights(x.shape[0], h), x, _area_weights(x.shape[1], w),
-                         optimize=True).astype(np.float32)
-    # top = top_left + (top_right - top_left) * x_lerp, bottom likewise, then
-    # top + (bottom - top) * y_lerp: TensorFlow's compute_lerp, row pass first.
-    x0, x1, x_lerp = _bilinear_taps(x.shape[1], w)
-    left = x[:, x0]
-    rows = left + (x[:, x1] - left) * x_lerp[:, None]
-    y0, y1, y_lerp = _bilinear_taps(x.shape[0], h)
-    top = rows[y0]
-    return top + (rows[y1] - top) * y_lerp[:, None, None]
+        return np.einsum("ij,jkc,lk->ilc", _area_weights(image.shape[0], h), image.astype(np.float32),
+                         _area_weights(image.shape[1], w), optimize=True).astype(np.float32)
+    if out is None:
+        out = np.empty((h, w, image.shape[2]), dtype=np.float32)
+    _imageload.bilinear_uint8(np.ascontiguousarray(image, dtype=np.uint8), out, *_bilinear_taps(image.shape[0], h),
+                           *_bilinear_taps(image.shape[1], w))
+    return out
 
 
 def _crop_box(height, width, target):
@@ -322,6 +388,9 @@ class ImageFilesDataset(Dataset):
     def _cardinality(self):
         return len(self._paths)
 
+    def _concurrent(self):
+        return True
+
     def _load(self, index, out):
         path = self._paths[index]
         try:
@@ -331,8 +400,13 @@ class ImageFilesDataset(Dataset):
                              "the file") from None
         if self._crop:
             image = image[_crop_box(image.shape[0], image.shape[1], self._size)]
-        image = _resize_with_pad(image, self._size, self._interpolation) if self._pad else \
-            resize(image, self._size, self._interpolation)
+        if self._pad:
+            image = _resize_with_pad(image, self._size, self._interpolation)
+        elif self._interpolation == "bilinear" and not self._channels_first:
+            resize(image, self._size, out=out)  # straight into the batch
+            return
+        else:
+            image = resize(image, self._size, self._interpolation)
         out[...] = image.transpose(2, 0, 1) if self._channels_first else image
 
     def _shape(self):
@@ -350,9 +424,9 @@ class ImageFilesDataset(Dataset):
         indices = np.asarray(indices, dtype=np.intp)
         images = np.empty((len(indices),) + self._shape(), dtype=self.dtype)
         pool = _decode_pool()
-        workers = pool._max_workers
-        chunks = [range(lo, min(lo + -(-len(indices) // workers), len(indices)))
-                  for lo in range(0, len(indices), max(1, -(-len(indices) // workers)))]
+        # Two chunks per thread: a thread that finishes early takes another chunk.
+        step = max(1, -(-len(indices) // (2 * pool._max_workers)))
+        chunks = [range(lo, min(lo + step, len(indices))) for lo in range(0, len(indices), step)]
 
         def load_chunk(chunk):
             for k in chunk:

@@ -1,0 +1,93 @@
+"""Time one epoch of image_dataset_from_directory: fastconv's against Keras's, on the same folder.
+
+    python benchmarks/bench_dataset.py                    # the malaria cells (16,000 PNGs), 3 rounds
+    python benchmarks/bench_dataset.py --quick            # 1,000 of them, 3 rounds
+    python benchmarks/bench_dataset.py --data-dir DIR --per-class 2000 --rounds 5
+
+Both datasets are made with the same arguments (image_size 100x100, batch_size 32, shuffle with
+seed 0, as the lecture's programs) and read for one whole epoch in the same process, the two
+libraries alternating in each round; the medians are reported with images per second, and the
+CPU time of the process per image (the fairer figure on a machine shared with other work, where
+the wall time depends on how many threads each library runs).
+fastconv's batches are NumPy arrays, Keras's are tf.Tensors read without conversion.  A subset
+(``--per-class`` files of each class folder, the first in name order) is read through a temporary
+folder of symbolic links.  TensorFlow is optional (without it, fastconv alone is timed).
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from contenders import load_tensorflow  # noqa: E402
+
+import fastconv as fc  # noqa: E402
+from fastconv.datasets import malaria  # noqa: E402
+from fastconv.keras.image_dataset import image_dataset_from_directory  # noqa: E402
+
+ARGS = dict(image_size=(100, 100), batch_size=32, shuffle=True, seed=0, verbose=False)
+
+
+def subset_folder(data_dir, per_class, into):
+    """A folder of links to the first ``per_class`` images of each class folder of ``data_dir``."""
+    for cls in sorted(os.listdir(data_dir)):
+        source = os.path.join(data_dir, cls)
+        if not os.path.isdir(source):
+            continue
+        os.makedirs(os.path.join(into, cls))
+        for name in sorted(os.listdir(source))[:per_class]:
+            os.symlink(os.path.join(source, name), os.path.join(into, cls, name))
+    return into
+
+
+def epoch_seconds(ds):
+    """(wall seconds, CPU seconds of the whole process, images) of one pass over ``ds``."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    n = 0
+    for x, _ in ds:
+        n += len(x)
+    return time.perf_counter() - t0, time.process_time() - c0, n
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=None, help="a folder of class folders (default: the malaria cells)")
+    parser.add_argument("--per-class", type=int, default=None, help="read only this many files of each class")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="500 files per class")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir or malaria.default_data_dir()
+    if data_dir is None:
+        parser.error(f"no --data-dir and no malaria images found (set {malaria.MALARIA_DIR_ENV})")
+    per_class = args.per_class if args.per_class is not None else (500 if args.quick else None)
+    tf = load_tensorflow()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = subset_folder(str(data_dir), per_class, os.path.join(tmp, "cells")) if per_class else str(data_dir)
+        contenders = {"fastconv": image_dataset_from_directory(folder, **ARGS)}
+        if tf is not None:
+            contenders["keras"] = tf.keras.utils.image_dataset_from_directory(folder, **ARGS)
+        print(f"one epoch of image_dataset_from_directory({folder}, image_size=100x100, batch_size=32), "
+              f"{args.rounds} rounds, fastconv with {fc.get_num_threads()} threads", flush=True)
+        times = {name: [] for name in contenders}
+        cpu = {name: [] for name in contenders}
+        for r in range(args.rounds):
+            for name, ds in contenders.items():
+                seconds, cpu_seconds, n = epoch_seconds(ds)
+                times[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+                print(f"  round {r + 1} {name:8s} {seconds:7.2f} s  {n / seconds:7.0f} images/s   "
+                      f"CPU {cpu_seconds:7.2f} s ({cpu_seconds / n * 1e3:.2f} ms per image)", flush=True)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    cpu_medians = {name: statistics.median(t) for name, t in cpu.items()}
+    line = "median: " + "  ".join(f"{name} {t:.2f} s ({n / t:.0f} images/s, CPU {cpu_medians[name] / n * 1e3:.2f} "
+                                  f"ms per image)" for name, t in medians.items())
+    if "keras" in medians:
+        line += (f"\nratio keras/fastconv: wall {medians['keras'] / medians['fastconv']:.2f}, "
+                 f"CPU {cpu_medians['keras'] / cpu_medians['fastconv']:.2f}")
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
