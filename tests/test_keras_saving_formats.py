@@ -484,3 +484,21 @@ def test_save_arguments_as_keras(tmp_path):
     model.save(tmp_path / "m.keras")
     with pytest.raises(FileExistsError):
         model.save(tmp_path / "m.keras", overwrite=False)
+
+
+def test_compile_arguments_of_several_outputs_go_across(tf, tmp_path):
+    inp = fk.Input((4,))
+    hidden = L.Dense(5, activation="relu")(inp)
+    model = fk.Model(inp, [L.Dense(3, activation="softmax", name="label")(hidden), L.Dense(1, name="size")(hidden)])
+    model.compile(optimizer=fk.optimizers.SGD(0.05), loss=["sparse_categorical_crossentropy", "mse"],
+                  loss_weights=[1.0, 0.5], metrics=[["accuracy"], ["mae"]])
+    rng = np.random.default_rng(5)
+    x, y = rng.random((8, 4), dtype=np.float32), [np.arange(8) % 3, rng.random((8, 1), dtype=np.float32)]
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "two.keras")
+    for loaded in (fk.models.load_model(tmp_path / "two.keras"), _quiet_keras_load(tf, tmp_path / "two.keras")):
+        ours, theirs = model.evaluate(x, y, verbose=0, return_dict=True), loaded.evaluate(x, y, verbose=0,
+                                                                                          return_dict=True)
+        assert sorted(ours) == sorted(theirs)
+        for key in ours:
+            assert theirs[key] == pytest.approx(ours[key], abs=1e-4)

@@ -550,6 +550,8 @@ def _loss_to_keras(loss):
 def _metric_to_keras(metric):
     if isinstance(metric, str):
         return metric
+    if not isinstance(metric, metrics.Metric):
+        return metric.__name__   # a metric function: Keras writes a built-in one by its name
     return _wrap("keras.metrics", type(metric).__name__, _jsonable(metric.get_config()))
 
 
@@ -560,12 +562,24 @@ def optimizer_to_keras(optimizer, legacy=False):
     return _wrap("keras.optimizers", type(optimizer).__name__, config)
 
 
+def _each(value, leaf):
+    """``leaf`` applied to every entry of a per-output structure (a dict by output name, a
+    list by output) or to the single entry."""
+    if isinstance(value, dict) and not _is_serialized_object(value):
+        return {k: _each(v, leaf) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_each(v, leaf) for v in value]
+    return None if value is None else leaf(value)
+
+
 def compile_to_keras(model, legacy=False):
     """Keras 3's compile_config (or, ``legacy``, an .h5 file's training_config)."""
     if not getattr(model, "compiled", False):
         return None
-    config = {"loss": _loss_to_keras(model.loss), "loss_weights": None,
-              "metrics": [_metric_to_keras(m) for m in model._metric_identifiers], "weighted_metrics": None,
+    weighted = getattr(model, "_weighted_metric_identifiers", None) or None
+    config = {"loss": _each(model.loss, _loss_to_keras), "loss_weights": _jsonable(getattr(model, "loss_weights", None)),
+              "metrics": _each(model._metric_identifiers, _metric_to_keras),
+              "weighted_metrics": _each(weighted, _metric_to_keras),
               "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
     if legacy:
         config["optimizer_config"] = optimizer_to_keras(model.optimizer, legacy=True)
@@ -608,18 +622,17 @@ def compile_from_keras(ctx, model, config):
     if optimizer is None:
         raise ctx.error("the compile configuration has no optimizer")
     optimizer = _object_from_keras(ctx, optimizer, optimizers, "optimizer")
-    loss = config.get("loss")
-    if isinstance(loss, (dict, list)) and not _is_serialized_object(loss):
-        raise ctx.error(f"loss {_short(loss)}: one loss per output is not implemented in fastconv.keras")
-    loss = None if loss is None else _object_from_keras(ctx, loss, losses, "loss")
-    metric_list = config.get("metrics") or []
-    _expect(ctx, metric_list, list, "metrics")
-    if len(metric_list) == 1 and isinstance(metric_list[0], list):
-        metric_list = metric_list[0]   # tf.keras 2 may write one list per output
-    metric_objects = [m if isinstance(m, str) else _object_from_keras(ctx, m, metrics, "a metric")
-                      for m in metric_list]
-    arguments = {k: config.get(k) for k in ("loss_weights", "weighted_metrics") if config.get(k) is not None}
+    loss = _each(config.get("loss"), lambda v: _object_from_keras(ctx, v, losses, "loss"))
+
+    def metric_list(key):
+        value = config.get(key)
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list) and len(model.outputs) == 1:
+            value = value[0]   # tf.keras 2 writes one list per output
+        return _each(value, lambda v: v if isinstance(v, str) else _object_from_keras(ctx, v, metrics, "a metric"))
+
+    arguments = {"loss_weights": config.get("loss_weights"), "weighted_metrics": metric_list("weighted_metrics")}
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metric_objects, **arguments)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metric_list("metrics"),
+                      **{k: v for k, v in arguments.items() if v is not None})
     except CONFIG_ERRORS as exc:
         raise ctx.error(f"compile configuration: {exc}") from None
