@@ -154,7 +154,7 @@ class Average(_ElementwiseMerge):
 
 
 class _ExtremumCache(NamedTuple):
-    winner: np.ndarray  # index of the input that gave each output element (int8)
+    winner: np.ndarray  # index of the input that gave each output element
     count: int
 
 
@@ -167,7 +167,7 @@ class _Extremum(_ElementwiseMerge):
 
     def _merge(self, inputs):
         y = inputs[0]
-        winner = np.zeros(np.broadcast_shapes(*(x.shape for x in inputs)), dtype=np.int8)
+        winner = np.zeros(np.broadcast_shapes(*(x.shape for x in inputs)), dtype=np.min_scalar_type(len(inputs)))
         for i, x in enumerate(inputs[1:], start=1):
             winner[type(self)._beats(x, y)] = i
             y = self._fold(y, x)
