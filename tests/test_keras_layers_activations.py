@@ -202,3 +202,11 @@ def test_prelu_refuses_other_sizes_after_build():
     layer(np.zeros((5, 7, 4), np.float32))  # the shared axis may change
     with pytest.raises(ValueError, match='layer "p_re_lu".*axis 2 of input shape to have value 4'):
         layer(np.zeros((2, 3, 5), np.float32))
+
+
+def test_prelu_needs_the_sizes_it_does_not_share():
+    import fastconv.keras as fk
+    backend.clear_session()
+    with pytest.raises(ValueError, match='PReLU "p_re_lu": the axes that are not shared must have known sizes'):
+        L.PReLU()(fk.Input((None, 3)))
+    assert L.PReLU(shared_axes=1)(fk.Input((None, 3))).shape == (None, None, 3)

@@ -134,3 +134,10 @@ def test_input_errors():
     # 'same' with an even kernel and output_padding 0 is one row short of a Conv2D's input.
     with pytest.raises(ValueError, match='Conv2DTranspose "conv2d_transpose_1".*Use a larger output_padding'):
         L.Conv2DTranspose(2, 2, strides=2, padding="same", output_padding=0)(np.zeros((1, 3, 3, 1), np.float32))
+
+
+def test_unknown_channel_count_is_refused():
+    import fastconv.keras as fk
+    backend.clear_session()
+    with pytest.raises(ValueError, match='Conv2DTranspose "conv2d_transpose": the channel axis of the input must be known'):
+        L.Conv2DTranspose(2, 3)(fk.Input((None, None, None)))

@@ -136,3 +136,8 @@ def test_argument_and_call_errors():
         L.Multiply()(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="a merge layer should be called on a list of at least 1 input"):
         L.Average().compute_output_shape([])
+
+
+def test_concatenate_takes_a_list_of_shapes():
+    with pytest.raises(ValueError, match="a `Concatenate` layer should be called on a list of at least 1 input"):
+        L.Concatenate().compute_output_shape([])

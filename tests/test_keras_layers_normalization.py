@@ -138,3 +138,12 @@ def test_built_layer_refuses_other_feature_sizes():
     layer(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match='layer "layer_normalization".*axis 1 of input shape to have value 4'):
         layer(np.zeros((2, 5), np.float32))
+
+
+def test_unknown_normalized_sizes_are_refused():
+    import fastconv.keras as fk
+    backend.clear_session()
+    with pytest.raises(ValueError, match=r'LayerNormalization "layer_normalization": the normalized axes \[1\] must have'):
+        L.LayerNormalization(axis=1)(fk.Input((None, 4)))
+    with pytest.raises(ValueError, match="axis -1 of input tensor should have a defined dimension"):
+        L.GroupNormalization(2)(fk.Input((4, None)))
