@@ -208,6 +208,9 @@ class Graph:
         while tape:
             node, cache = tape.pop()
             g = [grads.pop(id(t), None) for t in node.outputs]
+            if getattr(node.layer, "activity_regularizer", None) is not None:
+                # The gradient of the layer's activity penalty joins the one of its output.
+                g = [node.layer.add_activity_gradient(cache, g[0], id(node) in from_logits)]
             if all(v is None for v in g):
                 continue  # nothing downstream of this node reaches the loss
             layer = node.layer

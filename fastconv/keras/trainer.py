@@ -359,9 +359,15 @@ class Trainer:
             raise ValueError(f"{fn}: the loss cannot compare y (shape {y.shape}) with the output of layer "
                              f'"{layer.name}" ({type(layer).__name__}, shape {y_pred.shape}): {exc}.{hint}') from None
 
+    @property
+    def losses(self):
+        """The penalties of the model's layers (weight regularizers at the weights' current
+        values, activity regularizers of the last call), as Keras's ``model.losses``."""
+        return [loss for layer in self.layers for loss in layer.losses]
+
     def _forward_and_loss(self, xs, ys, sws, training, fn):
-        """(outputs, tape, total loss, per-output gradients, whether each is w.r.t. logits,
-        unweighted loss per trained output)."""
+        """(graph, outputs, tape, total loss (with the layers' penalties), per-output gradients,
+        whether each is w.r.t. logits, unweighted loss per trained output)."""
         graph = self._graph_for(xs[0].shape)
         if ys is None:
             raise ValueError(f"{fn}: the data have no targets y")
@@ -386,26 +392,40 @@ class Trainer:
             total += value
             grads.append(grad)
             wrt_logits.append(flag)
-        return outputs, tape, total, grads, wrt_logits, values
+        # Keras logs the total: the outputs' losses plus the regularization penalties.
+        total += float(sum(self.losses))
+        return graph, outputs, tape, total, grads, wrt_logits, values
 
     def _train_step(self, xs, ys, sws, where):
-        outputs, tape, loss, grads, wrt_logits, values = self._forward_and_loss(xs, ys, sws, True, "fit")
+        graph, outputs, tape, loss, grads, wrt_logits, values = self._forward_and_loss(xs, ys, sws, True, "fit")
         if not math.isfinite(loss):
             tape.clear()
             self._stop_on_nonfinite(f"the loss is {loss}", xs, ys, where)
         else:
-            _, weight_grads = self._graph.backprop(tape, grads, wrt_logits)
-            pairs = [(weight_grads[v], v) for v in self.trainable_weights if v in weight_grads]
+            # The activity penalties' gradients join in the backward pass (Graph asks the layers).
+            _, weight_grads = graph.backprop(tape, grads, wrt_logits)
+            pairs = []
+            for v in self.trainable_weights:
+                g = weight_grads.get(v)
+                if v.regularizer is not None:
+                    penalty = v.regularizer.gradient(v.value)
+                    g = penalty if g is None else g + penalty
+                if g is not None:
+                    pairs.append((g, v))
             bad = next((v for g, v in pairs if not np.isfinite(g).all()), None)
             if bad is None:
                 self.optimizer.apply_gradients(pairs)
+                # As Keras's optimizer: the constraints project the weights right after the update.
+                for _, v in pairs:
+                    if v.constraint is not None:
+                        v.assign(v.constraint(v.value))
             else:
                 self._stop_on_nonfinite(f"the gradient of {bad.path} is not finite", xs, ys, where)
         self._update_metrics(xs, ys, sws, outputs, loss, values)
         return self._logs()
 
     def _test_step(self, xs, ys, sws):
-        outputs, _, loss, _, _, values = self._forward_and_loss(xs, ys, sws, False, "evaluate")
+        _, outputs, _, loss, _, _, values = self._forward_and_loss(xs, ys, sws, False, "evaluate")
         self._update_metrics(xs, ys, sws, outputs, loss, values)
         return self._logs()
 

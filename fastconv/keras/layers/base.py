@@ -92,6 +92,10 @@ def _flat(items):
 class Variable(_TensorOperators):
     """A weight of a layer: a NumPy array with a name, updated in place by the optimizers."""
 
+    # Set by add_weight: the penalty training adds to the loss, the projection after each update.
+    regularizer = None
+    constraint = None
+
     def __init__(self, value, name, trainable=True, path=None):
         self.value = value
         self.name = name
@@ -429,9 +433,8 @@ class Layer:
                 raise ValueError(f"`{arg}` was passed both positionally and as a keyword argument.")
             keywords[arg] = value
         shape, initializer, dtype = keywords.values()
-        if regularizer is not None or constraint is not None:
-            raise ValueError(f"{where}: regularizer and constraint are not supported by fastconv.keras. Received: "
-                             f"regularizer={regularizer!r}, constraint={constraint!r}")
+        from fastconv.keras import constraints, regularizers
+        regularizer, constraint = regularizers.get(regularizer), constraints.get(constraint)
         if overwrite_with_gradient:
             raise ValueError(f"{where}: overwrite_with_gradient=True is not supported by fastconv.keras")
         shape = () if shape is None else _weight_shape(shape, where)
@@ -456,11 +459,22 @@ class Layer:
             raise ValueError(f'Layer "{self.name}": the initializer of weight {name} returned shape '
                              f"{value.shape}, expected {shape}")
         variable = Variable(value, name, bool(trainable), path=f"{self.name}/{name}")
+        variable.regularizer, variable.constraint = regularizer, constraint
         # Keras keeps the trainable weights before the non-trainable ones.
         position = len(self._weights) if not variable.trainable else next(
             (i for i, w in enumerate(self._weights) if not w.trainable), len(self._weights))
         self._weights.insert(position, variable)
         return variable
+
+    @property
+    def losses(self):
+        """The penalties (floats) of the layer and the layers it tracks, as Keras's: those of its
+        trainable weights' regularizers (at their current values) and of its
+        activity_regularizer on the output of its last call."""
+        own = [w.regularizer(w.value) for w in self._weights
+               if w.regularizer is not None and w.trainable and self.trainable]
+        return own + list(getattr(self, "_activity_losses", ())) + \
+            [loss for layer in self._sublayers() for loss in layer.losses]
 
     @property
     def weights(self):

@@ -10,7 +10,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 import fastconv
-from fastconv.keras import activations, initializers
+from fastconv.keras import activations, constraints, initializers, regularizers
 from fastconv.keras.layers._arguments import (
     channel_axis,
     refuse_unsupported,
@@ -55,9 +55,11 @@ class BaseConv(WithActivation, Layer):
             raise ValueError(f"{owner}: grouped convolutions are not implemented; groups must be 1. Received: groups={groups}")
         if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"{owner}: filters must be a positive integer. Received: filters={filters!r}")
-        refuse_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                            bias_constraint=bias_constraint)
+        self._set_activity_regularizer(activity_regularizer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.rank = rank
         self.filters = filters
         self.kernel_size = standardize_tuple(kernel_size, rank, "kernel_size", owner)
@@ -85,8 +87,10 @@ class BaseConv(WithActivation, Layer):
         if channels is None:
             raise ValueError(f'{type(self).__name__} "{self.name}": the channel axis of the input must be known; '
                              f"received shape {input_shape}")
-        self.kernel = self.add_weight((*self.kernel_size, channels, self.filters), self.kernel_initializer, "kernel")
-        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
+        self.kernel = self.add_weight((*self.kernel_size, channels, self.filters), self.kernel_initializer, "kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias", regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={channel_axis(self.data_format): channels})
         self.built = True
 
@@ -105,6 +109,7 @@ class BaseConv(WithActivation, Layer):
         bias = self.bias.value if self.use_bias else None
         if self._fused_relu:
             y = fastconv.conv2d(x, self.kernel.value, bias=bias, activation="relu", **self._conv_args())
+            self._record_activity(y)
             return y, ConvCache(x, y, None)
         z = fastconv.conv2d(x, self.kernel.value, bias=bias, **self._conv_args())
         y, logits = self._activate(z)
@@ -128,7 +133,12 @@ class BaseConv(WithActivation, Layer):
                 "dilation_rate": self.dilation_rate, "groups": self.groups,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class Conv2D(BaseConv):

@@ -10,8 +10,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from fastconv.keras import activations, initializers
-from fastconv.keras.layers._arguments import refuse_unsupported
+from fastconv.keras import activations, constraints, initializers, regularizers
 from fastconv.keras.layers._with_activation import WithActivation
 from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, Node, _shape_tuple
 
@@ -90,11 +89,13 @@ class Dense(WithActivation, Layer):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f'Dense "{self.name}": units must be a positive integer. Received: units={units!r}')
-        refuse_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                            bias_constraint=bias_constraint)
         self.units = int(units)
         self._set_activation(activation)
+        self._set_activity_regularizer(activity_regularizer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -104,8 +105,10 @@ class Dense(WithActivation, Layer):
         in_features = input_shape[-1]
         if in_features is None:
             raise ValueError(f'Dense "{self.name}": the last axis of the input must be known; received shape {input_shape}')
-        self.kernel = self.add_weight((in_features, self.units), self.kernel_initializer, "kernel")
-        self.bias = self.add_weight((self.units,), self.bias_initializer, "bias") if self.use_bias else None
+        self.kernel = self.add_weight((in_features, self.units), self.kernel_initializer, "kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.bias = self.add_weight((self.units,), self.bias_initializer, "bias", regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_features})
         self.built = True
 
@@ -133,10 +136,17 @@ class Dense(WithActivation, Layer):
         return dx, grads
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
+        config = super().get_config()
+        if self.activity_regularizer is not None:  # Keras's base Layer lists it only when set
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return {**config, "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 # Whether deserializing a Lambda may turn the Python code stored in a configuration back into a

@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from fastconv.keras import initializers
+from fastconv.keras import constraints, initializers, regularizers
 from fastconv.keras.layers._arguments import refuse_unsupported
 from fastconv.keras.layers.base import InputSpec, Layer
 
@@ -43,8 +43,10 @@ class BatchNormalization(Layer):
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
                  synchronized=False, **kwargs):
         super().__init__(**kwargs)
-        refuse_unsupported(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         if not isinstance(axis, int):
             raise ValueError(f'BatchNormalization "{self.name}": axis must be an int. Received: axis={axis!r}')
         self.axis = axis
@@ -66,8 +68,10 @@ class BatchNormalization(Layer):
         axis = self.axis % ndim
         channels = input_shape[axis]
         shape = (channels,)
-        self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma") if self.scale else None
-        self.beta = self.add_weight(shape, self.beta_initializer, "beta") if self.center else None
+        self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma", regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight(shape, self.beta_initializer, "beta", regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint) if self.center else None
         self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, "moving_mean", trainable=False)
         self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, "moving_variance",
                                                trainable=False)
@@ -125,7 +129,11 @@ class BatchNormalization(Layer):
                 "beta_initializer": initializers.serialize(self.beta_initializer),
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
-                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer)}
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 def _check_axes(layer, axes, input_shape):
