@@ -164,3 +164,34 @@ def test_symbolic_errors_say_what_is_wrong():
         x[[0, 1]]
     with pytest.raises(ValueError, match="axis 3 is out of bounds"):
         ops.sum(x, axis=3)
+
+
+def _summary_rows(model):
+    text = []
+    model.summary(line_length=100, print_fn=text.append)
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text[0].splitlines() if line.startswith("│")]
+    # (type, output shape, params) of each layer row, the names left out (Keras's counters differ).
+    return [(r[0].split("(")[-1].rstrip(")"), r[1], r[2]) for r in rows if r[0].endswith(")")], text[0]
+
+
+def test_functional_model_with_ops_summarises_and_trains_as_keras(tf):
+    def build(K):
+        i = K.Input((4,))
+        h = K.layers.Dense(3)(i)
+        return K.Model(i, K.layers.Dense(2)(h + K.ops.relu(h) * 2.0))
+
+    ours, theirs = build(fk), build(tf.keras)
+    assert [type(layer).__name__ for layer in ours.layers] == ["InputLayer", "Dense", "Dense"]
+    (our_rows, our_text), (their_rows, their_text) = _summary_rows(ours), _summary_rows(theirs)
+    assert our_rows == their_rows and our_rows[2][0] == "Relu"
+    assert our_text.splitlines()[-3:] == their_text.splitlines()[-3:]
+    ours.set_weights([w.numpy() for w in theirs.weights])
+    x = RNG.standard_normal((16, 4)).astype(np.float32)
+    y = RNG.standard_normal((16, 2)).astype(np.float32)
+    for model, k in ((ours, fk), (theirs, tf.keras)):
+        model.compile(k.optimizers.SGD(0.05), "mse")
+    assert abs(ours.train_on_batch(x, y) - theirs.train_on_batch(x, y)) < 1e-6
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="cannot be serialized by fastconv.keras"):
+        ours.to_json()

@@ -270,6 +270,11 @@ class Model(Trainer, Layer):
             return {"name": self.name, **self._automatic_config(Model), "trainable": self.trainable,
                     "dtype": self.dtype}
         nodes = [n for n in self._graph.all_nodes]
+        operations = [n.layer.name for n in nodes if n.layer._is_operation]
+        if operations:
+            raise ValueError(f'Model "{self.name}": its keras.ops operations {operations} (operators and ops on '
+                             "symbolic tensors between layers) cannot be serialized by fastconv.keras; wrap that "
+                             "computation in a custom Layer or a Lambda to save the model")
         index = {id(n): i for i, n in enumerate(nodes)}
 
         def ref(t):

@@ -173,40 +173,40 @@ def _relu6(x):
     return np.minimum(np.maximum(x, 0), 6).astype(np.result_type(x), copy=False)
 
 
-_Add = _elementwise("Add", np.add, lambda g, y, a, b: (g, g))
-_Subtract = _elementwise("Subtract", np.subtract, lambda g, y, a, b: (g, -g))
-_Multiply = _elementwise("Multiply", np.multiply, lambda g, y, a, b: (g * b, g * a))
-_Divide = _elementwise("Divide", np.true_divide, lambda g, y, a, b: (g / b, -g * y / b))
+Add = _elementwise("Add", np.add, lambda g, y, a, b: (g, g))
+Subtract = _elementwise("Subtract", np.subtract, lambda g, y, a, b: (g, -g))
+Multiply = _elementwise("Multiply", np.multiply, lambda g, y, a, b: (g * b, g * a))
+Divide = _elementwise("Divide", np.true_divide, lambda g, y, a, b: (g / b, -g * y / b))
 # Ties send the gradient to the first operand, as TensorFlow's Maximum/Minimum gradients do.
-_Maximum = _elementwise("Maximum", np.maximum, lambda g, y, a, b: (g * (a >= b), g * (a < b)))
-_Minimum = _elementwise("Minimum", np.minimum, lambda g, y, a, b: (g * (a <= b), g * (a > b)))
-_Power = _elementwise("Power", np.power, lambda g, y, a, b: (
+Maximum = _elementwise("Maximum", np.maximum, lambda g, y, a, b: (g * (a >= b), g * (a < b)))
+Minimum = _elementwise("Minimum", np.minimum, lambda g, y, a, b: (g * (a <= b), g * (a > b)))
+Power = _elementwise("Power", np.power, lambda g, y, a, b: (
     g * b * np.power(a, b - 1), g * y * np.log(np.where(a > 0, a, 1))))
-_Negative = _elementwise("Negative", np.negative, lambda g, y, x: (-g,))
-_Absolute = _elementwise("Absolute", np.absolute, lambda g, y, x: (g * np.sign(x),))
-_Exp = _elementwise("Exp", np.exp, lambda g, y, x: (g * y,))
-_Log = _elementwise("Log", np.log, lambda g, y, x: (g / x,))
-_Sqrt = _elementwise("Sqrt", np.sqrt, lambda g, y, x: (g / (2 * y),))
-_Square = _elementwise("Square", np.square, lambda g, y, x: (2 * g * x,))
-_Relu = _elementwise("Relu", activations.relu, lambda g, y, x: (activations.gradient(activations.relu)(y, g),))
-_Relu6 = _elementwise("Relu6", _relu6, lambda g, y, x: (g * ((x > 0) & (x < 6)),))
-_Sigmoid = _elementwise("Sigmoid", activations.sigmoid,
+Negative = _elementwise("Negative", np.negative, lambda g, y, x: (-g,))
+Absolute = _elementwise("Absolute", np.absolute, lambda g, y, x: (g * np.sign(x),))
+Exp = _elementwise("Exp", np.exp, lambda g, y, x: (g * y,))
+Log = _elementwise("Log", np.log, lambda g, y, x: (g / x,))
+Sqrt = _elementwise("Sqrt", np.sqrt, lambda g, y, x: (g / (2 * y),))
+Square = _elementwise("Square", np.square, lambda g, y, x: (2 * g * x,))
+Relu = _elementwise("Relu", activations.relu, lambda g, y, x: (activations.gradient(activations.relu)(y, g),))
+Relu6 = _elementwise("Relu6", _relu6, lambda g, y, x: (g * ((x > 0) & (x < 6)),))
+Sigmoid = _elementwise("Sigmoid", activations.sigmoid,
                         lambda g, y, x: (activations.gradient(activations.sigmoid)(y, g),))
-_Tanh = _elementwise("Tanh", activations.tanh, lambda g, y, x: (activations.gradient(activations.tanh)(y, g),))
-_Where = _elementwise("Where", np.where, lambda g, y, c, a, b: (None, g * c, g * np.logical_not(c)))
+Tanh = _elementwise("Tanh", activations.tanh, lambda g, y, x: (activations.gradient(activations.tanh)(y, g),))
+Where = _elementwise("Where", np.where, lambda g, y, c, a, b: (None, g * c, g * np.logical_not(c)))
 # Comparisons and logical ops: boolean outputs, no gradient.
-_Greater = _elementwise("Greater", np.greater)
-_GreaterEqual = _elementwise("GreaterEqual", np.greater_equal)
-_Less = _elementwise("Less", np.less)
-_LessEqual = _elementwise("LessEqual", np.less_equal)
-_Equal = _elementwise("Equal", np.equal)
-_NotEqual = _elementwise("NotEqual", np.not_equal)
-_LogicalAnd = _elementwise("LogicalAnd", np.logical_and)
-_LogicalOr = _elementwise("LogicalOr", np.logical_or)
-_LogicalNot = _elementwise("LogicalNot", np.logical_not)
+Greater = _elementwise("Greater", np.greater)
+GreaterEqual = _elementwise("GreaterEqual", np.greater_equal)
+Less = _elementwise("Less", np.less)
+LessEqual = _elementwise("LessEqual", np.less_equal)
+Equal = _elementwise("Equal", np.equal)
+NotEqual = _elementwise("NotEqual", np.not_equal)
+LogicalAnd = _elementwise("LogicalAnd", np.logical_and)
+LogicalOr = _elementwise("LogicalOr", np.logical_or)
+LogicalNot = _elementwise("LogicalNot", np.logical_not)
 
 
-class _Clip(_Elementwise):
+class Clip(_Elementwise):
     """clip(x, x_min, x_max); the gradient passes where x_min <= x <= x_max, as tf.clip_by_value's."""
 
     @staticmethod
@@ -220,124 +220,124 @@ class _Clip(_Elementwise):
 
 
 def add(x1, x2):
-    return _apply(_Add, "add", [x1, x2])
+    return _apply(Add, "add", [x1, x2])
 
 
 def subtract(x1, x2):
-    return _apply(_Subtract, "subtract", [x1, x2])
+    return _apply(Subtract, "subtract", [x1, x2])
 
 
 def multiply(x1, x2):
-    return _apply(_Multiply, "multiply", [x1, x2])
+    return _apply(Multiply, "multiply", [x1, x2])
 
 
 def divide(x1, x2):
-    return _apply(_Divide, "divide", [x1, x2])
+    return _apply(Divide, "divide", [x1, x2])
 
 
 true_divide = divide
 
 
 def power(x1, x2):
-    return _apply(_Power, "power", [x1, x2])
+    return _apply(Power, "power", [x1, x2])
 
 
 def maximum(x1, x2):
-    return _apply(_Maximum, "maximum", [x1, x2])
+    return _apply(Maximum, "maximum", [x1, x2])
 
 
 def minimum(x1, x2):
-    return _apply(_Minimum, "minimum", [x1, x2])
+    return _apply(Minimum, "minimum", [x1, x2])
 
 
 def negative(x):
-    return _apply(_Negative, "negative", [x])
+    return _apply(Negative, "negative", [x])
 
 
 def absolute(x):
-    return _apply(_Absolute, "absolute", [x])
+    return _apply(Absolute, "absolute", [x])
 
 
 abs = absolute  # noqa: A001 -- keras.ops.abs
 
 
 def exp(x):
-    return _apply(_Exp, "exp", [x])
+    return _apply(Exp, "exp", [x])
 
 
 def log(x):
-    return _apply(_Log, "log", [x])
+    return _apply(Log, "log", [x])
 
 
 def sqrt(x):
-    return _apply(_Sqrt, "sqrt", [x])
+    return _apply(Sqrt, "sqrt", [x])
 
 
 def square(x):
-    return _apply(_Square, "square", [x])
+    return _apply(Square, "square", [x])
 
 
 def relu(x):
-    return _apply(_Relu, "relu", [x])
+    return _apply(Relu, "relu", [x])
 
 
 def relu6(x):
-    return _apply(_Relu6, "relu6", [x])
+    return _apply(Relu6, "relu6", [x])
 
 
 def sigmoid(x):
-    return _apply(_Sigmoid, "sigmoid", [x])
+    return _apply(Sigmoid, "sigmoid", [x])
 
 
 def tanh(x):
-    return _apply(_Tanh, "tanh", [x])
+    return _apply(Tanh, "tanh", [x])
 
 
 def clip(x, x_min, x_max):
-    return _apply(_Clip, "clip", [x, x_min, x_max])
+    return _apply(Clip, "clip", [x, x_min, x_max])
 
 
 def where(condition, x1=None, x2=None):
     if x1 is None or x2 is None:
         raise ValueError("ops.where: fastconv.keras needs both x1 and x2 (the one-argument form returns indices, "
                          "whose number depends on the data)")
-    return _apply(_Where, "where", [condition, x1, x2])
+    return _apply(Where, "where", [condition, x1, x2])
 
 
 def greater(x1, x2):
-    return _apply(_Greater, "greater", [x1, x2])
+    return _apply(Greater, "greater", [x1, x2])
 
 
 def greater_equal(x1, x2):
-    return _apply(_GreaterEqual, "greater_equal", [x1, x2])
+    return _apply(GreaterEqual, "greater_equal", [x1, x2])
 
 
 def less(x1, x2):
-    return _apply(_Less, "less", [x1, x2])
+    return _apply(Less, "less", [x1, x2])
 
 
 def less_equal(x1, x2):
-    return _apply(_LessEqual, "less_equal", [x1, x2])
+    return _apply(LessEqual, "less_equal", [x1, x2])
 
 
 def equal(x1, x2):
-    return _apply(_Equal, "equal", [x1, x2])
+    return _apply(Equal, "equal", [x1, x2])
 
 
 def not_equal(x1, x2):
-    return _apply(_NotEqual, "not_equal", [x1, x2])
+    return _apply(NotEqual, "not_equal", [x1, x2])
 
 
 def logical_and(x1, x2):
-    return _apply(_LogicalAnd, "logical_and", [x1, x2])
+    return _apply(LogicalAnd, "logical_and", [x1, x2])
 
 
 def logical_or(x1, x2):
-    return _apply(_LogicalOr, "logical_or", [x1, x2])
+    return _apply(LogicalOr, "logical_or", [x1, x2])
 
 
 def logical_not(x):
-    return _apply(_LogicalNot, "logical_not", [x])
+    return _apply(LogicalNot, "logical_not", [x])
 
 
 # --------------------------------------------------------------------------------- reductions
@@ -365,14 +365,14 @@ class _Reduction(Operation):
         return [self._local_grad(g, self._kept(y, x.ndim), x)]
 
 
-class _Sum(_Reduction):
+class Sum(_Reduction):
     _fn = staticmethod(np.sum)
 
     def _local_grad(self, g, y, x):
         return g
 
 
-class _Mean(_Reduction):
+class Mean(_Reduction):
     _fn = staticmethod(np.mean)
 
     def _local_grad(self, g, y, x):
@@ -388,35 +388,35 @@ class _MaxMin(_Reduction):
         return g * hits / np.sum(hits, axis=axes, keepdims=True)
 
 
-class _Max(_MaxMin):
+class Max(_MaxMin):
     _fn = staticmethod(np.max)
 
 
-class _Min(_MaxMin):
+class Min(_MaxMin):
     _fn = staticmethod(np.min)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 -- keras.ops.sum
-    return _apply(_Sum, "sum", [x], axis=axis, keepdims=bool(keepdims))
+    return _apply(Sum, "sum", [x], axis=axis, keepdims=bool(keepdims))
 
 
 def mean(x, axis=None, keepdims=False):
-    return _apply(_Mean, "mean", [x], axis=axis, keepdims=bool(keepdims))
+    return _apply(Mean, "mean", [x], axis=axis, keepdims=bool(keepdims))
 
 
 def max(x, axis=None, keepdims=False, initial=None):  # noqa: A001 -- keras.ops.max
     if initial is not None:
         raise ValueError("ops.max: initial is not supported by fastconv.keras")
-    return _apply(_Max, "max", [x], axis=axis, keepdims=bool(keepdims))
+    return _apply(Max, "max", [x], axis=axis, keepdims=bool(keepdims))
 
 
 def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001 -- keras.ops.min
     if initial is not None:
         raise ValueError("ops.min: initial is not supported by fastconv.keras")
-    return _apply(_Min, "min", [x], axis=axis, keepdims=bool(keepdims))
+    return _apply(Min, "min", [x], axis=axis, keepdims=bool(keepdims))
 
 
-class _Softmax(Operation):
+class Softmax(Operation):
     def compute(self, x):
         return activations.softmax(x, axis=self.params["axis"])
 
@@ -431,11 +431,11 @@ class _Softmax(Operation):
 
 
 def softmax(x, axis=-1):
-    return _apply(_Softmax, "softmax", [x], axis=axis)
+    return _apply(Softmax, "softmax", [x], axis=axis)
 
 
 # ---------------------------------------------------------------------------- linear algebra
-class _Matmul(Operation):
+class Matmul(Operation):
     """NumPy's matmul: batched over the leading axes (broadcast), a 1-D operand taken as a
     row (first) or a column (second) vector."""
 
@@ -477,11 +477,11 @@ class _Matmul(Operation):
 
 
 def matmul(x1, x2):
-    return _apply(_Matmul, "matmul", [x1, x2])
+    return _apply(Matmul, "matmul", [x1, x2])
 
 
 # ------------------------------------------------------------------------------ shape changes
-class _Reshape(Operation):
+class Reshape(Operation):
     def compute(self, x):
         return np.reshape(x, self.params["newshape"])
 
@@ -506,10 +506,10 @@ class _Reshape(Operation):
 
 def reshape(x, newshape):
     newshape = tuple(int(d) for d in (newshape if isinstance(newshape, (tuple, list)) else (newshape,)))
-    return _apply(_Reshape, "reshape", [x], newshape=newshape)
+    return _apply(Reshape, "reshape", [x], newshape=newshape)
 
 
-class _Transpose(Operation):
+class Transpose(Operation):
     def compute(self, x):
         return np.transpose(x, self.params["axes"])
 
@@ -530,10 +530,10 @@ class _Transpose(Operation):
 
 
 def transpose(x, axes=None):
-    return _apply(_Transpose, "transpose", [x], axes=None if axes is None else tuple(axes))
+    return _apply(Transpose, "transpose", [x], axes=None if axes is None else tuple(axes))
 
 
-class _ExpandDims(Operation):
+class ExpandDims(Operation):
     def compute(self, x):
         return np.expand_dims(x, self.params["axis"])
 
@@ -548,10 +548,10 @@ class _ExpandDims(Operation):
 
 
 def expand_dims(x, axis):
-    return _apply(_ExpandDims, "expand_dims", [x], axis=axis)
+    return _apply(ExpandDims, "expand_dims", [x], axis=axis)
 
 
-class _Squeeze(Operation):
+class Squeeze(Operation):
     def compute(self, x):
         return np.squeeze(x, self.params["axis"])
 
@@ -573,10 +573,10 @@ class _Squeeze(Operation):
 
 
 def squeeze(x, axis=None):
-    return _apply(_Squeeze, "squeeze", [x], axis=axis)
+    return _apply(Squeeze, "squeeze", [x], axis=axis)
 
 
-class _Concatenate(Operation):
+class Concatenate(Operation):
     def compute(self, *xs):
         return np.concatenate(xs, axis=self.params["axis"])
 
@@ -603,10 +603,10 @@ class _Concatenate(Operation):
 
 
 def concatenate(xs, axis=0):
-    return _apply(_Concatenate, "concatenate", list(xs), axis=axis)
+    return _apply(Concatenate, "concatenate", list(xs), axis=axis)
 
 
-class _Stack(Operation):
+class Stack(Operation):
     def compute(self, *xs):
         return np.stack(xs, axis=self.params["axis"])
 
@@ -623,10 +623,10 @@ class _Stack(Operation):
 
 
 def stack(x, axis=0):
-    return _apply(_Stack, "stack", list(x), axis=axis)
+    return _apply(Stack, "stack", list(x), axis=axis)
 
 
-class _GetItem(Operation):
+class GetItem(Operation):
     """Basic indexing (ints, slices, None, Ellipsis): ``x[:, 0]``, ``x[..., :3]``."""
 
     def compute(self, x):
@@ -675,7 +675,7 @@ def getitem(x, key):
     key = tuple(int(k) if isinstance(k, np.integer) else k for k in key)
     if builtins.sum(k is Ellipsis for k in key) > 1:
         raise ValueError("fastconv.keras: an index can only have a single ellipsis ('...')")
-    return _apply(_GetItem, "getitem", [x], key=key)
+    return _apply(GetItem, "getitem", [x], key=key)
 
 
 # -------------------------------------------------------------------------------------- misc
