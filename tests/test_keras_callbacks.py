@@ -238,9 +238,9 @@ def test_tensorboard_histograms_and_refusals(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- BackupAndRestore
 _TRAINING = textwrap.dedent("""
-    import sys, numpy as np
+    import os, signal, sys, threading, time, numpy as np
     from fastconv import keras as fk
-    backup_dir, out, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    backup_dir, out, epochs, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     fk.utils.set_random_seed(7)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((96, 6)).astype(np.float32)
@@ -251,10 +251,22 @@ _TRAINING = textwrap.dedent("""
     model.compile(loss="binary_crossentropy", optimizer=fk.optimizers.Nadam(0.01), metrics=["accuracy"])
 
     class Announce(fk.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+            if kill_after >= 0:  # SIGKILL at that moment, wherever the training is (even mid-write)
+                timer = threading.Timer(kill_after, os.kill, (os.getpid(), signal.SIGKILL))
+                timer.daemon = True
+                timer.start()
+
         def on_epoch_begin(self, epoch, logs=None):
             print(epoch, flush=True)
 
-    callbacks = [Announce(), fk.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.9)]
+        def on_train_end(self, logs=None):
+            print("seconds", time.perf_counter() - self.start, flush=True)
+
+    # Callbacks with a state across epochs, which the backup keeps too.
+    callbacks = [Announce(), fk.callbacks.ReduceLROnPlateau(monitor="loss", patience=1, factor=0.9, min_delta=0.5),
+                 fk.callbacks.EarlyStopping(monitor="val_loss", patience=4, restore_best_weights=True)]
     if backup_dir != "-":
         callbacks.append(fk.callbacks.BackupAndRestore(backup_dir))
     model.fit(x, y, batch_size=8, epochs=epochs, validation_split=0.25, callbacks=callbacks, verbose=0)
@@ -262,39 +274,37 @@ _TRAINING = textwrap.dedent("""
 """)
 
 
-def _child(tmp_path, backup_dir, out, epochs):
+def _child(tmp_path, backup_dir, out, epochs, kill_after=-1.0):
+    """Run the training in a child process; (return code, epochs it ran, seconds of fit)."""
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastconv.__file__)), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-c", _TRAINING, str(backup_dir), str(out), str(epochs)], env=env,
-                            stdout=subprocess.PIPE, text=True, cwd=tmp_path)
-
-
-def _kill_at_random(process, rng, epochs):
-    """SIGKILL the child at a random moment within a random epoch (it prints each epoch's number)."""
-    target = int(rng.integers(0, epochs - 1))
-    for line in process.stdout:
-        if int(line) >= target:
-            break
-    time.sleep(rng.uniform(0, 0.05))
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    run = subprocess.run([sys.executable, "-c", _TRAINING, str(backup_dir), str(out), str(epochs), str(kill_after)],
+                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    lines = run.stdout.split("\n")
+    epochs_run = [int(line) for line in lines if line.isdigit()]
+    seconds = [float(line.split()[1]) for line in lines if line.startswith("seconds")]
+    return run.returncode, epochs_run, seconds[0] if seconds else None
 
 
 def test_backup_and_restore_resumes_a_killed_training_bitwise(tmp_path):
     epochs = 12
-    reference = _child(tmp_path, "-", tmp_path / "reference.npz", epochs)
-    reference.communicate()
-    assert reference.returncode == 0
+    code, reference_epochs, seconds = _child(tmp_path, "-", tmp_path / "reference.npz", epochs)
+    assert code == 0 and len(reference_epochs) >= 3  # EarlyStopping may end it before 12
     rng = np.random.default_rng(int(time.time()))
-    backup = tmp_path / "backup"
-    for _ in range(2):  # killed twice, the second time during the resumed run
-        _kill_at_random(_child(tmp_path, backup, tmp_path / "resumed.npz", epochs), rng, epochs)
-        assert not (tmp_path / "resumed.npz").exists()
-    resumed = _child(tmp_path, backup, tmp_path / "resumed.npz", epochs)
-    printed = resumed.communicate()[0].split()
-    assert resumed.returncode == 0
-    assert printed[-1] == str(epochs - 1) and len(printed) < epochs  # it resumed rather than starting over
+    backup, resumed = tmp_path / "backup", tmp_path / "resumed.npz"
+    kills = 0
+    for _ in range(2):  # a second kill lands in a resumed run
+        code, _, _ = _child(tmp_path, backup, resumed, epochs, kill_after=rng.uniform(0, 0.9 * seconds))
+        if code == -signal.SIGKILL:
+            kills += 1
+            assert not resumed.exists()
+        else:  # the machine ran faster than the reference: the run completed before its kill
+            assert code == 0
+            resumed.unlink()
+    assert kills >= 1
+    code, resumed_epochs, _ = _child(tmp_path, backup, resumed, epochs)
+    assert code == 0 and resumed_epochs[-1] == reference_epochs[-1]
     assert not backup.exists()  # deleted at the end of a complete training
-    with np.load(tmp_path / "reference.npz") as a, np.load(tmp_path / "resumed.npz") as b:
+    with np.load(tmp_path / "reference.npz") as a, np.load(resumed) as b:
         assert sorted(a) == sorted(b)
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)

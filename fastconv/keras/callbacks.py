@@ -37,6 +37,14 @@ class Callback:
     def set_params(self, params):
         self.params = params
 
+    # What BackupAndRestore keeps of a callback that has a state across epochs: a JSON-able
+    # dict and a list of arrays (nothing for a callback without such state).
+    def _backup_state(self):
+        return None
+
+    def _restore_state(self, state, arrays):
+        pass
+
     def on_train_begin(self, logs=None):
         pass
 
@@ -104,6 +112,8 @@ class CallbackList:
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(dict(params))
+            if isinstance(cb, BackupAndRestore):
+                cb._others = [other for other in self.callbacks if other is not cb]
 
     @property
     def history(self):
@@ -298,6 +308,17 @@ class EarlyStopping(MonitorCallback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
+    def _backup_state(self):
+        best = None if self.best is None else float(self.best)
+        state = {"best": best, "wait": self.wait, "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch,
+                 "has_best_weights": self.best_weights is not None}
+        return state, list(self.best_weights or [])
+
+    def _restore_state(self, state, arrays):
+        self.best, self.wait = state["best"], state["wait"]
+        self.stopped_epoch, self.best_epoch = state["stopped_epoch"], state["best_epoch"]
+        self.best_weights = list(arrays) if state["has_best_weights"] else None
+
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
@@ -357,6 +378,12 @@ class ModelCheckpoint(MonitorCallback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+
+    def _backup_state(self):
+        return {"best": None if self.best is None else float(self.best)}, []
+
+    def _restore_state(self, state, arrays):
+        self.best = state["best"]
 
     def on_train_batch_end(self, batch, logs=None):
         if self._counter.due(batch):
@@ -505,6 +532,13 @@ class ReduceLROnPlateau(MonitorCallback):
 
     def in_cooldown(self):
         return self.cooldown_counter > 0
+
+    def _backup_state(self):
+        best = None if self.best is None else float(self.best)
+        return {"best": best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}, []
+
+    def _restore_state(self, state, arrays):
+        self.best, self.wait, self.cooldown_counter = state["best"], state["wait"], state["cooldown_counter"]
 
     def on_epoch_end(self, epoch, logs=None):
         self._set_monitor_op()
@@ -763,9 +797,12 @@ class BackupAndRestore(Callback):
     previous backup too (``.bkp``), used when the latest cannot be read.  The folder is deleted
     when training ends normally (``delete_checkpoint``), not after an interruption.
 
-    Other callbacks' own state (EarlyStopping's count of epochs without improvement...) is not
-    in the backup, as in Keras.  ``save_freq`` must be "epoch": a run killed mid-epoch resumes
-    from that epoch's start, which gives the same result as backing up every few batches.
+    The other callbacks of the same ``fit`` that carry a state from epoch to epoch are backed
+    up too (EarlyStopping's wait count, best value and best weights, ReduceLROnPlateau's wait
+    and cooldown counts, ModelCheckpoint's best value), which Keras does not do: without them a
+    resumed run could reduce the learning rate or stop at other epochs.  ``save_freq`` must be
+    "epoch": a run killed mid-epoch resumes from that epoch's start, which gives the same result
+    as backing up every few batches.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
@@ -785,6 +822,11 @@ class BackupAndRestore(Callback):
         self.delete_checkpoint = delete_checkpoint
         self._backup_path = os.path.join(self.backup_dir, "latest.backup.npz")
         self._previous_backup_path = f"{self._backup_path}.bkp"
+        self._others = []                  # the other callbacks of the fit (set by CallbackList)
+        self._pending_callback_states = None
+
+    def _callback_keys(self):
+        return {f"{i}.{type(cb).__name__}": cb for i, cb in enumerate(self._others)}
 
     def on_train_begin(self, logs=None):
         if not self.model.built:
@@ -808,6 +850,8 @@ class BackupAndRestore(Callback):
             meta = json.loads(str(data["metadata"]))
             weights = [data[f"weight_{i}"] for i in range(meta["n_weights"])]
             store = {str(i): data[f"optimizer_{i}"] for i in range(meta["n_optimizer"])}
+            callback_states = {key: (state, [data[f"callback_{key}_{i}"] for i in range(n_arrays)])
+                               for key, (state, n_arrays) in meta["callbacks"].items()}
         if meta["optimizer"] != type(optimizer).__name__:
             raise ValueError(f"BackupAndRestore: the backup in {path} was made with the optimizer {meta['optimizer']}; "
                              f"the model is compiled with {type(optimizer).__name__}")
@@ -819,6 +863,21 @@ class BackupAndRestore(Callback):
         optimizer.load_own_variables(store)
         _restore_random_states(model, meta["random"])
         model._initial_epoch = meta["epoch"]
+        # Given back at the first epoch's start, once every callback's on_train_begin has reset it.
+        self._pending_callback_states = callback_states
+
+    def on_epoch_begin(self, epoch, logs=None):
+        states, self._pending_callback_states = self._pending_callback_states, None
+        if not states:
+            return
+        callbacks = self._callback_keys()
+        missing = sorted(set(states) - set(callbacks))
+        if missing:
+            warnings.warn(f"BackupAndRestore: the backup holds the state of callbacks {missing} that this fit does "
+                          "not have (the callbacks and their order must be the same to resume exactly)", stacklevel=2)
+        for key, (state, arrays) in states.items():
+            if key in callbacks:
+                callbacks[key]._restore_state(state, arrays)
 
     def on_epoch_end(self, epoch, logs=None):
         from fastconv.keras.saving.atomic import atomic_write
@@ -829,10 +888,18 @@ class BackupAndRestore(Callback):
         store = {}
         self.model.optimizer.save_own_variables(store)
         weights = self.model.get_weights()
-        meta = {"epoch": epoch + 1, "n_weights": len(weights), "n_optimizer": len(store),
-                "optimizer": type(self.model.optimizer).__name__, "random": _random_states(self.model)}
+        callback_states = {}
         arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
         arrays.update({f"optimizer_{k}": v for k, v in store.items()})
+        for key, cb in self._callback_keys().items():
+            backup = cb._backup_state()
+            if backup is not None:
+                state, cb_arrays = backup
+                callback_states[key] = (state, len(cb_arrays))
+                arrays.update({f"callback_{key}_{i}": a for i, a in enumerate(cb_arrays)})
+        meta = {"epoch": epoch + 1, "n_weights": len(weights), "n_optimizer": len(store),
+                "optimizer": type(self.model.optimizer).__name__, "random": _random_states(self.model),
+                "callbacks": callback_states}
         with atomic_write(self._backup_path) as f:
             np.savez(f, metadata=np.array(json.dumps(meta)), **arrays)
 

@@ -47,6 +47,8 @@ class Adam(Optimizer):
     ``w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)``: Keras's form, with
     epsilon outside the square root and not bias-corrected.  ``amsgrad``: the running maximum of v."""
 
+    _slot_groups = (("momentum", "velocity"), ("velocity_hat",))
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
@@ -83,6 +85,8 @@ class Nadam(Optimizer):
     """Adam with Nesterov momentum and Dozat's momentum schedule ``u_t = beta_1 (1 - 0.96^t / 2)``,
     whose running product (the "momentum cache", shared by all variables) corrects the bias of m."""
 
+    _slot_groups = (("momentum", "velocity"),)
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -117,6 +121,8 @@ class Nadam(Optimizer):
 class Adamax(Optimizer):
     """Adam with the infinity norm: ``u = max(beta_2 u, |g|)``,
     ``w -= lr m / ((1 - beta_1^t)(u + epsilon))``."""
+
+    _slot_groups = (("momentum", "norm"),)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -159,6 +165,7 @@ class Adadelta(Optimizer):
     ``step = -sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g``, ``w += lr * step``."""
 
     _slot_names = ("accumulated_grad", "accumulated_delta_var")
+    _slot_groups = (_slot_names,)
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)

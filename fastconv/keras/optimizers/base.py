@@ -41,6 +41,10 @@ class Optimizer:
 
     _slot_names = ()
     _slot_initial = {}
+    # Keras creates the slots in groups (one add_optimizer_variables call each), variable by
+    # variable within a group: that is the order of ``variables`` (and of Keras's saved files).
+    # Default: one group per slot.
+    _slot_groups = ()
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
@@ -174,15 +178,24 @@ class Optimizer:
         """(name, 0-d array) of an optimizer's own state shared by all variables."""
         return []
 
+    def _groups(self):
+        groups = [("average",)] if self.use_ema else []
+        if self.gradient_accumulation_steps:
+            groups.append(("gradient_accumulator",))
+        own = self._slot_groups or tuple((name,) for name in self._slot_names)
+        own = [tuple(n for n in group if n in self._slot_names) for group in own]
+        return groups + [group for group in own if group]
+
     @property
     def variables(self):
-        """(name, array) of the optimizer's whole state, in Keras's way: the iteration counter
-        (int64), the learning rate (float32, when it is a number), the state arrays of each
-        variable, then the optimizer's own scalars."""
+        """(name, array) of the optimizer's whole state, in the order of Keras's variables: the
+        iteration counter (int64), the learning rate (float32, when it is a number), the state
+        arrays (group by group, each variable by variable), then the optimizer's own scalars."""
         out = [("iteration", np.array(self._iterations, dtype=np.int64))] + self._learning_rate_state()
-        for variable in self._variables:
-            prefix = variable.path.replace("/", "_")
-            out.extend((f"{prefix}_{name}", arr) for name, arr in self._slots[id(variable)].items())
+        for group in self._groups():
+            for variable in self._variables:
+                prefix = variable.path.replace("/", "_")
+                out.extend((f"{prefix}_{name}", self._slots[id(variable)][name]) for name in group)
         return out + self._own_scalars()
 
     def save_own_variables(self, store):
