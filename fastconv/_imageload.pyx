@@ -1,12 +1,15 @@
-"""The kernels of image_dataset_from_directory: PNG row unfiltering and a bilinear resize with the
-arithmetic of ``tf.image.resize``.
+"""The kernels of image_dataset_from_directory: PNG chunk parsing and row unfiltering, and a
+bilinear resize with the arithmetic of ``tf.image.resize``.
 
-Private module: fastconv/keras/image_dataset.py parses the PNG chunks, inflates the image data
-(zlib), computes the resize taps (TensorFlow's ``compute_interpolation_weights`` with half-pixel
+Private module: fastconv/keras/image_dataset.py inflates the image data (zlib), computes the resize taps (TensorFlow's ``compute_interpolation_weights`` with half-pixel
 centres, in float32), checks the shapes and allocates the outputs; bounds checks are off here
 because of that (a FASTCONV_DEBUG=1 build turns them on).  One image is small work: each loop
 runs in the calling thread with the GIL released, and image datasets decode and resize several
 images at once on their own threads.
+
+PNG chunks (PNG specification, section 5): after the 8-byte signature, chunks of a 4-byte
+big-endian length, a 4-byte type, the data and a CRC-32 of type and data.  The critical chunks
+(IHDR, PLTE, IDAT) have their CRC checked, as libpng does.
 
 PNG unfiltering (PNG specification, section 9): each row of the inflated data starts with its
 filter type, and byte x of the row is reconstructed from a (the byte ``bpp`` to the left), b (the
@@ -24,9 +27,48 @@ Bilinear resize: output pixel (i, j), channel k, is TensorFlow's ``compute_lerp`
 
 the same operations in the same order, so the result equals TensorFlow's bit for bit.
 """
+import zlib
+
 cimport cython
 from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport abs as c_abs
+
+
+cdef inline unsigned int be32(const unsigned char *p) noexcept nogil:
+    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
+
+
+def png_chunks(const unsigned char[::1] data):
+    """The layout of a PNG file's bytes: ``(width, height, bit_depth, colour_type, interlace,
+    has_tRNS, idat)`` with ``idat`` the (start, stop) of each IDAT chunk's data.  A ValueError
+    for a file cut short, a critical chunk that fails its CRC, or no IHDR."""
+    cdef ptrdiff_t pos = 8, n = data.shape[0], length, end
+    cdef const unsigned char *base = &data[0]
+    cdef const unsigned char *kind
+    cdef bint transparency = False
+    cdef object header = None
+    idat = []
+    while pos + 8 <= n:
+        length = be32(base + pos)
+        kind = base + pos + 4
+        name = bytes(kind[:4])
+        end = pos + 8 + length
+        if end + 4 > n:
+            raise ValueError(f"the {name.decode('latin1')} chunk is cut short")
+        if name in (b"IHDR", b"PLTE", b"IDAT") and zlib.crc32(data[pos + 4:end]) != be32(base + end):
+            raise ValueError(f"the {name.decode('latin1')} chunk fails its CRC check")
+        if name == b"IHDR" and length >= 13:
+            header = (be32(base + pos + 8), be32(base + pos + 12), base[pos + 16], base[pos + 17], base[pos + 20])
+        elif name == b"IDAT":
+            idat.append((pos + 8, end))
+        elif name == b"tRNS":
+            transparency = True
+        elif name == b"IEND":
+            break
+        pos = end + 4
+    if header is None:
+        raise ValueError("no IHDR chunk")
+    return header + (transparency, idat)
 
 
 cdef inline int paeth(int a, int b, int c) noexcept nogil:
@@ -35,6 +77,25 @@ cdef inline int paeth(int a, int b, int c) noexcept nogil:
     cdef int pa = c_abs(b - c), pb = c_abs(a - c), pc = c_abs(a + b - 2 * c)
     cdef int b_or_c = b if pb <= pc else c
     return a if (pa <= pb and pa <= pc) else b_or_c
+
+
+cdef void paeth_row3(const unsigned char *row, const unsigned char *above, unsigned char *dst,
+                     ptrdiff_t width) noexcept nogil:
+    """A Paeth row of RGB pixels (the filter of most rows of photographs) with the left and
+    upper-left pixels kept in registers: three independent chains, one per channel."""
+    cdef int a0 = 0, a1 = 0, a2 = 0, c0 = 0, c1 = 0, c2 = 0, b0, b1, b2
+    cdef ptrdiff_t i
+    for i in range(0, width, 3):
+        b0 = above[i]
+        b1 = above[i + 1]
+        b2 = above[i + 2]
+        a0 = (row[i] + paeth(a0, b0, c0)) & 0xFF
+        a1 = (row[i + 1] + paeth(a1, b1, c1)) & 0xFF
+        a2 = (row[i + 2] + paeth(a2, b2, c2)) & 0xFF
+        dst[i] = <unsigned char>a0
+        dst[i + 1] = <unsigned char>a1
+        dst[i + 2] = <unsigned char>a2
+        c0, c1, c2 = b0, b1, b2
 
 
 cdef int unfilter_rows(const unsigned char[:, ::1] filtered, unsigned char[:, ::1] out,
@@ -68,6 +129,8 @@ cdef int unfilter_rows(const unsigned char[:, ::1] filtered, unsigned char[:, ::
                 dst[i] = <unsigned char>(row[i] + (above[i] >> 1))
             for i in range(bpp, width):
                 dst[i] = <unsigned char>(row[i] + ((dst[i - bpp] + above[i]) >> 1))
+        elif kind == 4 and bpp == 3:
+            paeth_row3(row, above, dst, width)
         elif kind == 4:
             for i in range(bpp):
                 dst[i] = <unsigned char>(row[i] + above[i])  # paeth(0, b, 0) = b
@@ -89,6 +152,13 @@ def png_unfilter(const unsigned char[:, ::1] filtered, unsigned char[:, ::1] out
         raise ValueError(f"row {bad} has the unknown PNG filter type {filtered[bad, 0]}")
 
 
+cdef inline float lerp2(float tl, float tr, float bl, float br, float xl, float yl) noexcept nogil:
+    """TensorFlow's compute_lerp, in its order of operations."""
+    cdef float top = tl + (tr - tl) * xl
+    cdef float bottom = bl + (br - bl) * xl
+    return top + (bottom - top) * yl
+
+
 def bilinear_uint8(const unsigned char[:, :, ::1] src, float[:, :, ::1] out,
                    const ptrdiff_t[::1] y_lo, const ptrdiff_t[::1] y_hi, const float[::1] y_lerp,
                    const ptrdiff_t[::1] x_lo, const ptrdiff_t[::1] x_hi, const float[::1] x_lerp):
@@ -98,7 +168,7 @@ def bilinear_uint8(const unsigned char[:, :, ::1] src, float[:, :, ::1] out,
     cdef const unsigned char *upper_row
     cdef const unsigned char *lower_row
     cdef float *dst
-    cdef float tl, tr, bl, br, top, bottom, xl, yl
+    cdef float xl, yl
     cdef ptrdiff_t left, right
     with nogil:
         for i in range(n_rows):
@@ -110,11 +180,13 @@ def bilinear_uint8(const unsigned char[:, :, ::1] src, float[:, :, ::1] out,
                 left = x_lo[j] * n_channels
                 right = x_hi[j] * n_channels
                 xl = x_lerp[j]
+                if n_channels == 3:  # RGB, unrolled
+                    dst[3 * j] = lerp2(upper_row[left], upper_row[right], lower_row[left], lower_row[right], xl, yl)
+                    dst[3 * j + 1] = lerp2(upper_row[left + 1], upper_row[right + 1], lower_row[left + 1],
+                                           lower_row[right + 1], xl, yl)
+                    dst[3 * j + 2] = lerp2(upper_row[left + 2], upper_row[right + 2], lower_row[left + 2],
+                                           lower_row[right + 2], xl, yl)
+                    continue
                 for k in range(n_channels):
-                    tl = upper_row[left + k]
-                    tr = upper_row[right + k]
-                    bl = lower_row[left + k]
-                    br = lower_row[right + k]
-                    top = tl + (tr - tl) * xl
-                    bottom = bl + (br - bl) * xl
-                    dst[j * n_channels + k] = top + (bottom - top) * yl
+                    dst[j * n_channels + k] = lerp2(upper_row[left + k], upper_row[right + k], lower_row[left + k],
+                                                    lower_row[right + k], xl, yl)

@@ -18,7 +18,6 @@ luma, as TensorFlow.
 import functools
 import io
 import os
-import struct
 import threading
 import warnings
 import zlib
@@ -193,39 +192,21 @@ _PNG_PIXEL_BYTES = {0: 1, 2: 3, 6: 4}
 def _read_png(data):
     """The pixels of a PNG file's bytes as uint8 (height, width, 1, 3 or 4), or None when the
     file is not one of the kinds fastconv decodes itself.  The critical chunks' checksums are
-    verified, as libpng does; a broken file raises ValueError."""
-    pos, idat, header, transparency = len(_PNG_SIGNATURE), [], None, False
-    view = memoryview(data)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, pos)
-        end = pos + 8 + length
-        if end + 4 > len(data):
-            raise ValueError(f"the {kind.decode('latin1')} chunk is cut short")
-        if kind in (b"IHDR", b"PLTE", b"IDAT") and \
-                zlib.crc32(view[pos + 4:end]) != struct.unpack_from(">I", data, end)[0]:
-            raise ValueError(f"the {kind.decode('latin1')} chunk fails its CRC check")
-        if kind == b"IHDR":
-            header = struct.unpack_from(">IIBBBBB", data, pos + 8)
-        elif kind == b"IDAT":
-            idat.append(view[pos + 8:end])
-        elif kind == b"tRNS":
-            transparency = True
-        elif kind == b"IEND":
-            break
-        pos = end + 4
-    if header is None:
-        raise ValueError("no IHDR chunk")
-    width, height, depth, colour, _, _, interlace = header
+    verified, as libpng does; a broken file raises ValueError.  Only the inflation (zlib) runs
+    outside the kernels of fastconv/_imageload.pyx, and it too releases the GIL."""
+    width, height, depth, colour, interlace, transparency, idat = _imageload.png_chunks(data)
     if depth != 8 or colour not in _PNG_PIXEL_BYTES or interlace or transparency:
         return None
     bpp = _PNG_PIXEL_BYTES[colour]
-    raw = zlib.decompress(b"".join(idat))
+    view = memoryview(data)
+    raw = zlib.decompress(view[idat[0][0]:idat[0][1]] if len(idat) == 1 else b"".join(view[a:b] for a, b in idat))
     if len(raw) != height * (1 + width * bpp):
         raise ValueError(f"the image data holds {len(raw)} bytes, not the {height * (1 + width * bpp)} of "
                          f"{width}x{height} pixels")
-    out = np.empty((height, width * bpp), dtype=np.uint8)
-    _imageload.png_unfilter(np.frombuffer(raw, np.uint8).reshape(height, 1 + width * bpp), out, bpp)
-    return out.reshape(height, width, bpp)
+    out = np.empty((height, width, bpp), dtype=np.uint8)
+    _imageload.png_unfilter(np.frombuffer(raw, np.uint8).reshape(height, 1 + width * bpp),
+                            out.reshape(height, width * bpp), bpp)
+    return out
 
 
 def _png_channels(pixels, channels):
