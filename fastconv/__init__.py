@@ -20,7 +20,7 @@ from fastconv.depthwise import (
     depthwise_conv2d_backprop_filter,
     depthwise_conv2d_backprop_input,
 )
-from fastconv import nn
+from fastconv import data, nn
 from fastconv.pooling import (
     avg_pool2d,
     avg_pool2d_grad,
@@ -41,6 +41,7 @@ __all__ = [
     "conv2d_backprop_filter",
     "conv2d_backprop_input",
     "conv2d_transpose",
+    "data",
     "depthwise_conv2d",
     "depthwise_conv2d_backprop_filter",
     "depthwise_conv2d_backprop_input",

@@ -471,9 +471,14 @@ def test_indexed_reading_and_lengths():
         len(unknown)
 
 
-def test_keras_spellings():
+def test_keras_and_tf_spellings():
+    import fastconv as tf_like
+
     assert utils.image_dataset_from_directory is image_dataset_from_directory
     assert preprocessing.image_dataset_from_directory is image_dataset_from_directory
+    assert tf_like.data.Dataset is Dataset and tf_like.data.AUTOTUNE == AUTOTUNE == -1
+    ds = tf_like.data.Dataset.from_tensor_slices(np.arange(5)).batch(2).prefetch(tf_like.data.AUTOTUNE)
+    assert tf_like.data.experimental.cardinality(ds) == 3 and tf_like.data.experimental.AUTOTUNE == AUTOTUNE
 
 
 def test_same_sequences_as_tf_data(tf):

@@ -28,18 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-AUTOTUNE = -1
-INFINITE_CARDINALITY = -1
-UNKNOWN_CARDINALITY = -2
+from fastconv.data import AUTOTUNE, INFINITE_CARDINALITY, UNKNOWN_CARDINALITY
+
 # What AUTOTUNE means for a prefetch buffer: enough to overlap the next batches with training.
 AUTOTUNE_PREFETCH = 2
 
 
 # -- elements: arrays, or tuples and dicts of them ------------------------------------------------
-
-def _is_structure(x):
-    return isinstance(x, (tuple, dict))
-
 
 def _leaves(x):
     if isinstance(x, tuple):

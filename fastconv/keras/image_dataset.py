@@ -7,11 +7,16 @@ files the last ``validation_split`` of it), so the same files go to training and
 Keras, and returns a :class:`fastconv.keras.dataset.Dataset` of ``(images, labels)`` NumPy
 batches with ``class_names`` and ``file_paths``.
 
-Images are decoded with Pillow (it releases the GIL, so a batch is decoded on all cores) and
-resized as ``tf.image.resize`` does, which is what Keras calls: bilinear WITHOUT antialiasing,
-half-pixel centres, in float32, by the small kernel of ``fastconv/_imageload.pyx`` (the same
-operations in the same order as TensorFlow's, so PNG, BMP and GIF images come out equal to Keras's; JPEGs differ by a few levels of 255 because
-TensorFlow decodes them with libjpeg's fast integer DCT and Pillow with the accurate one).
+Decoding: 8-bit gray, RGB and RGBA PNGs (the malaria cells, most image folders) are decoded by
+fastconv itself: the chunks parsed and the rows unfiltered by the kernels of
+``fastconv/_imageload.pyx``, the data inflated by zlib, the checksums checked as libpng does;
+every other file (JPEG, BMP, GIF, palette or 16-bit PNGs) by Pillow.  All of these release the
+GIL, so the files of a batch are decoded on all cores, and the prefetch keeps the next batches
+in flight.  Resizing is ``tf.image.resize``'s, which is what Keras calls: bilinear WITHOUT
+antialiasing, half-pixel centres, in float32, by the kernel of ``fastconv/_imageload.pyx`` (the
+same operations in the same order as TensorFlow's, so PNG, BMP and GIF images come out equal to
+Keras's; JPEGs differ by a few levels of 255 because TensorFlow decodes them with libjpeg's fast
+integer DCT and Pillow with the accurate one); 'nearest' and 'area' are TensorFlow's too.
 Grayscale PNGs use libpng's conversion (what TensorFlow calls) and grayscale JPEGs the decoder's
 luma, as TensorFlow.
 """
