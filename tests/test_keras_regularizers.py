@@ -147,7 +147,7 @@ def test_one_epoch_with_l2_on_a_kernel_matches_keras(keras):
 def test_every_regularizer_and_constraint_in_training_matches_keras(keras):
     rng = np.random.default_rng(5)
     x, y = rng.standard_normal((24, 8, 8, 2)).astype("float32"), rng.integers(0, 3, 24)
-    k_model, f_model, k_hist, f_hist = _train_both(keras, _regularized_cnn, x, y, epochs=2)
+    k_model, f_model, k_hist, f_hist = _train_both(keras, _regularized_cnn, x, y)
     assert sorted(f_hist) == sorted(k_hist)
     for key in k_hist:
         np.testing.assert_allclose(f_hist[key], k_hist[key], rtol=1e-4, err_msg=key)
