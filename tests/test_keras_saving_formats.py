@@ -502,3 +502,53 @@ def test_compile_arguments_of_several_outputs_go_across(tf, tmp_path):
         assert sorted(ours) == sorted(theirs)
         for key in ours:
             assert theirs[key] == pytest.approx(ours[key], abs=1e-4)
+
+
+def _branching(k, layers):
+    """A residual block whose shortcut is built first: Keras lists its layers by depth, not in
+    the order they run (conv2d_1 in Keras's file is the main path's first convolution)."""
+    inp = k.Input((6, 6, 3))
+    x = layers.Conv2D(4, 1, name="stem")(inp)
+    shortcut = layers.BatchNormalization(name="short_bn")(layers.Conv2D(4, 1, name="short_conv")(x))
+    main = layers.BatchNormalization(name="main_bn1")(layers.Conv2D(4, 3, padding="same", name="main_conv1")(x))
+    main = layers.BatchNormalization(name="main_bn2")(layers.Conv2D(4, 1, name="main_conv2")(main))
+    out = layers.Dense(2)(layers.GlobalAveragePooling2D()(layers.Add()([shortcut, main])))
+    return k.Model(inp, out)
+
+
+def test_layers_are_matched_in_keras_order(tf, tmp_path):
+    from keras.src.legacy.saving import legacy_h5_format
+
+    x = _images(size=6)
+    labels = np.random.default_rng(6).random((len(x), 2), dtype=np.float32)
+    keras_model = _branching(tf.keras, tf.keras.layers)
+    rng = np.random.default_rng(7)
+    for layer in keras_model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):   # same shapes, different values
+            layer.set_weights([rng.uniform(0.5, 2, 4).astype("float32") for _ in range(4)])
+    # SGD: Adam's step is ill-conditioned for the biases before a BatchNormalization (their
+    # gradients are rounding noise), momentum is the state whose order is tested.
+    keras_model.compile(optimizer=tf.keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    keras_model.fit(x, labels, epochs=1, batch_size=len(x), verbose=0)
+    keras_model.save(tmp_path / "k.keras")
+    keras_model.save_weights(tmp_path / "k.weights.h5")
+    with h5py.File(tmp_path / "k_legacy.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, keras_model)
+    expected = keras_model.predict(x, verbose=0)
+    model = fk.models.load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-4)
+    for name in ("k.weights.h5", "k_legacy.h5"):
+        fresh = _branching(fk, L)
+        fresh.load_weights(tmp_path / name)
+        np.testing.assert_allclose(fresh.predict(x, verbose=0), expected, atol=1e-4)
+    # The optimizer's slots follow Keras's order of the trainable weights too.
+    model.fit(x, labels, epochs=1, batch_size=len(x), verbose=0)
+    keras_model.fit(x, labels, epochs=1, batch_size=len(x), verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-4)
+    # And fastconv's files of the same model load in Keras.
+    model.save(tmp_path / "ours.keras")
+    model.save_weights(tmp_path / "ours.h5")
+    np.testing.assert_allclose(_quiet_keras_load(tf, tmp_path / "ours.keras").predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-4)
+    keras_model.load_weights(tmp_path / "ours.h5")
+    np.testing.assert_allclose(keras_model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)

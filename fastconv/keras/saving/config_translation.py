@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from fastconv.keras import initializers, losses, metrics, optimizers
+from fastconv.keras.saving.layer_order import keras_layers
 
 # Keys of Keras configs that fastconv's classes do not take, whose Keras default is neither
 # None nor False: accepted (and dropped) only with that value.
@@ -244,7 +245,7 @@ def _model_config_to_keras(model, legacy):
                                                               "keras_history": history(t)}}
 
     entries = []
-    for layer in graph.layers:
+    for layer in keras_layers(model, operations=True):
         entry = layer_to_keras(layer, legacy, node_ids)
         entry["name"] = layer.name
         inbound = []

@@ -25,6 +25,7 @@ import numpy as np
 
 from fastconv.keras.saving import config_translation as translation
 from fastconv.keras.saving.atomic import atomic_write
+from fastconv.keras.saving.layer_order import keras_layers
 from fastconv.keras.saving.optimizer_state import MAX_ITERATIONS, OptimizerState
 from fastconv.keras.saving.safe_h5 import SafeH5, h5py
 from fastconv.keras.saving.safe_zip import SafeZip
@@ -75,7 +76,7 @@ def _children(obj):
         attributes["layers"] = obj.layers
     children = [(name, attributes[name]) for name in sorted(attributes, key=_attribute_key)]
     if isinstance(obj, models.Model) and not subclassed:
-        children.insert(0, ("layers", obj.layers))
+        children.insert(0, ("layers", keras_layers(obj)))
     return children
 
 

@@ -21,13 +21,14 @@ import warnings
 from fastconv.keras.saving import config_translation as translation
 from fastconv.keras.saving import keras_format
 from fastconv.keras.saving.atomic import atomic_write
+from fastconv.keras.saving.layer_order import keras_layers, keras_weights
 from fastconv.keras.saving.optimizer_state import OptimizerState
 from fastconv.keras.saving.safe_h5 import SafeH5, h5py
 
 
 def legacy_weights(layer):
     """A layer's (or nested model's) weights in the legacy order: trainable then the others."""
-    return layer.trainable_weights + layer.non_trainable_weights
+    return keras_weights(layer, True) + keras_weights(layer, False)
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -36,7 +37,7 @@ def _write_strings(node, name, values):
 
 
 def _write_weights_group(group, model):
-    _write_strings(group, "layer_names", [layer.name for layer in model.layers])
+    _write_strings(group, "layer_names", [layer.name for layer in keras_layers(model)])
     group.attrs["backend"] = b"tensorflow"   # the layout of the arrays: channels-last, HWIO kernels
     group.attrs["keras_version"] = keras_format.KERAS_VERSION.encode("utf8")
     for layer in sorted(model.layers, key=lambda layer: layer.name):
@@ -125,7 +126,7 @@ def read_weights(h5, path, model, by_name=False, skip_mismatch=False):
                 continue
             plan.extend(arrays)
     else:
-        layers = [layer for layer in model.layers if legacy_weights(layer)]
+        layers = [layer for layer in keras_layers(model) if legacy_weights(layer)]
         saved = [name for name in layer_names
                  if h5.string_list(h5.group(prefix + name), "weight_names", prefix + name)]
         if len(saved) != len(layers):

@@ -11,6 +11,8 @@ one order onto the other.
 """
 import numpy as np
 
+from fastconv.keras.saving.layer_order import keras_weights
+
 MAX_ITERATIONS = 2 ** 62
 
 # Keras's groups of slots (one add_optimizer_variables call each) where an optimizer makes
@@ -42,7 +44,8 @@ class OptimizerState:
 
     def __init__(self, model, build=True):
         optimizer = self.optimizer = model.optimizer
-        trainable = model.trainable_weights
+        # Keras builds its optimizer on the trainable weights in its order of the layers.
+        trainable = keras_weights(model, True)
         if build and trainable:
             optimizer.build(trainable)
         entries = optimizer.variables          # fastconv's order: variable by variable
@@ -50,29 +53,24 @@ class OptimizerState:
         if not optimizer.built:
             self._order = list(range(1 + n_lr))
         else:
-            self._order = [0] + list(range(1, 1 + n_lr)) + self._slot_order(entries, 1 + n_lr, trainable)
+            self._order = [0] + list(range(1, 1 + n_lr)) + self._slot_order(entries, trainable)
             self._order += [i for i in range(len(entries)) if i not in set(self._order)]   # own scalars
         self.names = [entries[i][0] for i in self._order]
         self.arrays = [np.asarray(entries[i][1]) for i in self._order]
-        self._count = len(entries)
 
-    def _slot_order(self, entries, start, trainable):
+    def _slot_order(self, entries, trainable):
         """Indices of the slot entries in Keras's order of slot groups."""
-        blocks, slot_names, pos = [], None, start
-        for variable in trainable:
-            prefix = variable.path.replace("/", "_") + "_"
-            names = []
-            while pos < len(entries) and entries[pos][0].startswith(prefix):
-                names.append(entries[pos][0][len(prefix):])
-                pos += 1
-            if slot_names is None:
-                slot_names = names
-            elif names != slot_names:
-                raise ValueError(f"optimizer {self.optimizer.name}: its state of {variable.path} is {names}, not "
-                                 f"{slot_names} as for the other variables; it cannot be written in Keras's order")
-            blocks.append(pos - len(names))
-        return [blocks[i] + slot_names.index(slot) for group in _groups(self.optimizer, slot_names or [])
-                for i in range(len(trainable)) for slot in group]
+        if not trainable:
+            return []
+        slot_names = list(self.optimizer._state(trainable[0]))
+        index = {name: i for i, (name, _) in enumerate(entries)}
+        prefixes = [v.path.replace("/", "_") for v in trainable]
+        try:
+            return [index[f"{prefixes[i]}_{slot}"] for group in _groups(self.optimizer, slot_names)
+                    for i in range(len(trainable)) for slot in group]
+        except KeyError as exc:
+            raise ValueError(f"optimizer {self.optimizer.name}: it has no state {exc} for a trained variable; its "
+                             "state cannot be written in Keras's order") from None
 
     def check(self, values, error):
         """Raise ``error(index, message)`` for a value that no optimizer state may hold."""
