@@ -168,7 +168,7 @@ def test_symbolic_errors_say_what_is_wrong():
 
 def _summary_rows(model):
     text = []
-    model.summary(line_length=100, print_fn=text.append)
+    model.summary(line_length=80, print_fn=text.append)
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text[0].splitlines() if line.startswith("│")]
     # (type, output shape, params) of each layer row, the names left out (Keras's counters differ).
     return [(r[0].split("(")[-1].rstrip(")"), r[1], r[2]) for r in rows if r[0].endswith(")")], text[0]

@@ -217,6 +217,20 @@ def test_subclassed_model_trains_as_keras_does(tf):
     assert ours.count_params() == theirs.count_params()
 
 
+def test_subclassed_model_summary_shows_the_first_batch_as_keras(tf):
+    from test_keras_ops import _summary_rows
+    x, y = _data(48, 5)
+    rows = []
+    for K in (fk, tf.keras):
+        model = _mlp_class(K)()
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=16, verbose=0)
+        rows.append(_summary_rows(model))
+    (our_rows, our_text), (their_rows, their_text) = rows
+    assert our_rows == their_rows and our_rows[0][1] == "(16, 8)"
+    assert our_text.splitlines()[-4:] == their_text.splitlines()[-4:]
+
+
 def test_subclassed_model_build_summary_and_weights_file(tmp_path):
     fk.backend.clear_session()
     model = _mlp_class(fk)()

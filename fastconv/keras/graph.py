@@ -14,6 +14,8 @@ symbolic inputs, its layer calls and ops (fastconv.keras.ops) become the nodes o
 """
 from typing import NamedTuple, Optional
 
+import numpy as np
+
 from fastconv.keras.layers.base import KerasTensor, tracing
 from fastconv.keras.layers.core import InputLayer
 
@@ -108,18 +110,23 @@ class Graph:
         """The shapes of the outputs for inputs of ``input_shapes``, each layer's output shape
         computed from its inputs' (a model built for (None, None, 3) images, given 32x32 ones,
         says what its outputs are at that size)."""
+        shapes = self.tensor_shapes(input_shapes)
+        return [shapes[id(t)] for t in self.outputs]
+
+    def tensor_shapes(self, input_shapes):
+        """{id(tensor): shape} of every tensor of the graph for inputs of ``input_shapes``."""
         shapes = {id(t): tuple(s) for t, s in zip(self.inputs, input_shapes)}
         for node in self.nodes:
             ins = [shapes[id(t)] for t in node.inputs]
             if node.layer._is_operation:
-                specs = [(s, t.dtype) for s, t in zip(ins, node.inputs)]
+                specs = [(s, np.dtype(t.dtype)) for s, t in zip(ins, node.inputs)]
                 out = [node.layer.output_spec(_operand_specs(node.layer, specs))[0]]
             else:
                 out = node.layer.compute_output_shape(ins if node.layer._multiple_inputs else ins[0])
                 out = out if isinstance(out, list) else [out]
             for t, s in zip(node.outputs, out):
                 shapes[id(t)] = tuple(s)
-        return [shapes[id(t)] for t in self.outputs]
+        return shapes
 
     @property
     def layers(self):

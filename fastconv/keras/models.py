@@ -8,11 +8,13 @@ it sees).  A model is itself a layer: it can be called inside another model.
 """
 import json
 
+import numpy as np
+
 from fastconv.keras import backend, saving
 from fastconv.keras.graph import Graph
 from fastconv.keras.layers import deserialize as deserialize_layer
 from fastconv.keras.layers import serialize as serialize_layer
-from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, register_builtin_alias
+from fastconv.keras.layers.base import InputSpec, KerasTensor, Layer, is_symbolic, register_builtin_alias
 from fastconv.keras.layers.core import InputLayer
 from fastconv.keras.summary import print_summary
 from fastconv.keras.trainer import Trainer
@@ -26,6 +28,7 @@ class _CallGraphs:
         self.model = model
 
     def run(self, arrays, training=False, **kwargs):
+        self.model._note_first_batch(arrays)
         graph = self.model._trace_graph([a.shape for a in arrays], [a.dtype for a in arrays], training)
         return graph.run(arrays, training=training, **kwargs)
 
@@ -213,7 +216,21 @@ class Model(Trainer, Layer):
     def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
         if self._subclassed and self._graph is None and "_list_inputs" not in vars(self):
             self._list_inputs = isinstance(inputs, (list, tuple))
+        if self._subclassed and not is_symbolic(inputs):
+            self._note_first_batch(list(inputs) if isinstance(inputs, (list, tuple)) else [inputs])
         return super().__call__(inputs, *args, training=training, mask=mask, **kwargs)
+
+    def _note_first_batch(self, arrays):
+        """Keep the shapes of the first batch a subclassed model computes on: Keras's summary
+        shows its layers' output shapes for that batch (they are built on it)."""
+        if "_first_batch_shapes" not in vars(self):
+            self._first_batch_shapes = [tuple(np.shape(a)) for a in arrays]
+
+    def _summary_shapes(self):
+        """{id(tensor): shape} for summary(): a subclassed model's first batch through its graph."""
+        if not self._subclassed or "_first_batch_shapes" not in vars(self) or self._graph is None:
+            return None
+        return self._graph.tensor_shapes(self._first_batch_shapes)
 
     def _check_input(self, shapes):
         for i, (shape, t) in enumerate(zip(shapes, self.inputs)):

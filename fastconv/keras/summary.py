@@ -91,14 +91,19 @@ def _table(header, rows, widths, align):
     return out
 
 
-def _output_shape_text(layer, nodes, subclassed=False):
+def _output_shape_text(layer, nodes, subclassed=False, batch_shapes=None):
+    """The output shape(s) of ``layer``'s calls among ``nodes``.  A subclassed model's layers
+    show their first call only, at the model's first batch when it has seen one
+    (``batch_shapes``: {id(tensor): shape}), as Keras shows the shapes its layers were built at."""
     mine = [n for n in layer._inbound_nodes if n in nodes]
     if not mine and subclassed and layer._inbound_nodes:
         # Called only in another trace of the model's call() (e.g. a layer used in training only).
         mine = layer._inbound_nodes[-1:]
     if not mine:
         return "?"
-    shapes = [_shape_text(t.shape) for n in mine for t in n.outputs]
+    if subclassed:
+        mine = mine[:1]
+    shapes = [_shape_text((batch_shapes or {}).get(id(t), t.shape)) for n in mine for t in n.outputs]
     return shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
 
 
@@ -125,9 +130,10 @@ def print_summary(model, line_length=None, positions=None, print_fn=None):
     widths = _rich_widths(positions, line_length, len(header))
 
     rows = []
+    batch_shapes = model._summary_shapes()
     for layer in model._summary_layers():
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        cells = [f"{layer.name} ({type(layer).__name__})", _output_shape_text(layer, nodes, model._subclassed), params]
+        cells = [f"{layer.name} ({type(layer).__name__})", _output_shape_text(layer, nodes, model._subclassed, batch_shapes), params]
         if not chain:
             sources = []
             for node in layer._inbound_nodes:

@@ -279,12 +279,12 @@ _training_of_running_calls = []
 
 @functools.lru_cache(maxsize=None)
 def _accepts_argument(function, argument):
-    """Whether ``function`` (a call() method) takes ``argument`` by name (or **kwargs)."""
+    """Whether ``function`` (a call() method) names ``argument`` among its parameters (Keras
+    looks at the names only: a call(inputs, **kwargs) is not given training)."""
     try:
-        parameters = inspect.signature(function).parameters
+        return argument in inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
-    return argument in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _is_builtin(cls):
@@ -546,7 +546,9 @@ class Layer:
         if self._traced_kind():
             trace = self._trace(shapes, [self.dtype] * len(shapes), False)
             if trace.graph is not None:
-                out = [t.shape for t in trace.graph.outputs]
+                # Traces leave the batch open: the outputs have the batch size of the inputs.
+                batch = tuple(shapes[0])[:1]
+                out = [batch + t.shape[1:] if t.shape[:1] == (None,) else t.shape for t in trace.graph.outputs]
                 return out if trace.many else out[0]
         zeros = [np.zeros(tuple(1 if d is None else d for d in s), dtype=self.dtype) for s in shapes]
         out = self._invoke_call(zeros if self._multiple_inputs else zeros[0], False)
