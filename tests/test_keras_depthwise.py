@@ -18,6 +18,7 @@ DEPTHWISE = [
     (dict(kernel_size=(3, 2), depth_multiplier=2, padding="same", activation="relu"), (2, 5, 6, 4)),
     (dict(kernel_size=3, strides=2, padding="same", depth_multiplier=3, activation="tanh"), (1, 7, 8, 5)),
     (dict(kernel_size=3, dilation_rate=(2, 1), activation="sigmoid"), (1, 8, 6, 3)),
+    (dict(kernel_size=3, padding="same", activation="relu6", bias_initializer="random_normal"), (2, 5, 5, 8)),
     (dict(kernel_size=2, strides=2, data_format="channels_first", use_bias=False), (2, 3, 7, 8)),
 ]
 SEPARABLE = [
@@ -42,7 +43,8 @@ def keras(tf):
 
 @pytest.mark.parametrize("name, kwargs, shape", CASES)
 def test_gradients(name, kwargs, shape):
-    layer = getattr(L, name)(bias_initializer="random_normal", dtype="float64", **kwargs)
+    kwargs = {"bias_initializer": "random_normal", **kwargs}
+    layer = getattr(L, name)(dtype="float64", **kwargs)
     x = np.random.default_rng(1).standard_normal(shape)
     y = layer(x)
     assert y.shape == layer.compute_output_shape(shape)
@@ -52,8 +54,8 @@ def test_gradients(name, kwargs, shape):
 @pytest.mark.parametrize("name, kwargs, shape", CASES)
 def test_parity_with_keras(tf, keras, name, kwargs, shape):
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
-    f_layer = getattr(L, name)(bias_initializer="random_normal", **kwargs)
-    k_layer = getattr(keras.layers, name)(bias_initializer="random_normal", **kwargs)
+    kwargs = {"bias_initializer": "random_normal", **kwargs}
+    f_layer, k_layer = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
     assert_matches_keras(tf, f_layer, k_layer, x)
     assert f_layer.name == k_layer.name == {"DepthwiseConv2D": "depthwise_conv2d",
                                             "SeparableConv2D": "separable_conv2d"}[name]
@@ -61,7 +63,7 @@ def test_parity_with_keras(tf, keras, name, kwargs, shape):
     for symbolic in ((None,) + shape[1:], (None, None, None, shape[3]) if "data_format" not in kwargs
                      else (None, shape[1], None, None)):
         assert f_layer.compute_output_shape(symbolic) == tuple(k_layer.compute_output_shape(symbolic))
-    assert_same_config(f_layer, k_layer, ignore=INITIALIZERS)
+    assert_same_config(f_layer, k_layer, ignore=INITIALIZERS)   # (regularizers and constraints: None here)
     for key in INITIALIZERS:
         if key in k_layer.get_config():
             assert f_layer.get_config()[key]["class_name"] == k_layer.get_config()[key]["class_name"]
@@ -136,8 +138,8 @@ def test_config_round_trip(layer):
     (lambda: L.DepthwiseConv2D(3, padding="full"), 'padding.*"valid" or "same"'),
     (lambda: L.DepthwiseConv2D(3, data_format="channels_middle"), "data_format"),
     (lambda: L.DepthwiseConv2D(3, strides=2, dilation_rate=2), "not supported in conjunction with"),
-    (lambda: L.DepthwiseConv2D(3, depthwise_regularizer="l2"), "does not implement depthwise_regularizer"),
-    (lambda: L.SeparableConv2D(2, 3, pointwise_constraint="non_neg"), "does not implement pointwise_constraint"),
+    (lambda: L.DepthwiseConv2D(3, depthwise_regularizer="l3"), "Could not interpret regularizer"),
+    (lambda: L.SeparableConv2D(2, 3, pointwise_constraint="non_negative"), "Could not interpret constraint"),
     (lambda: L.SeparableConv2D(2, 3, activation="swishy"), "Could not interpret activation"),
     (lambda: L.DepthwiseConv2D(5)(np.ones((1, 4, 4, 2))), r"the 5x5 window .* does not fit the input"),
     (lambda: L.SeparableConv2D(2, 3)(np.ones((4, 4, 2))), "expected ndim=4, found ndim=3"),
@@ -165,3 +167,37 @@ def test_keras_files_load_both_ways(keras, tmp_path):
     loaded = fk.models.load_model(tmp_path / "theirs.keras")
     assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in theirs.layers]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def _regularized(K):
+    R, C = K.regularizers, K.constraints
+    return K.Sequential([
+        K.Input((8, 8, 3)),
+        K.layers.DepthwiseConv2D(3, depth_multiplier=2, activation="relu6", depthwise_regularizer=R.L2(0.01),
+                                 bias_regularizer=R.L1(0.01), activity_regularizer=R.L2(0.001),
+                                 depthwise_constraint=C.MaxNorm(0.5, axis=[0, 1])),
+        K.layers.SeparableConv2D(4, 3, activation="tanh", pointwise_regularizer=R.L1L2(0.001, 0.01),
+                                 depthwise_regularizer=R.L2(0.01), activity_regularizer=R.L1(0.01),
+                                 pointwise_constraint=C.UnitNorm(axis=[0, 1, 2]), bias_constraint=C.NonNeg()),
+        K.layers.Flatten(),
+        K.layers.Dense(3, activation="softmax")])
+
+
+def test_regularizers_and_constraints_train_as_keras(keras):
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((24, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 24)
+    k_model, f_model = _regularized(keras), _regularized(fk)
+    f_model.set_weights(k_model.get_weights())
+    histories = []
+    for model in (k_model, f_model):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        histories.append(model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history)
+    np.testing.assert_allclose(histories[1]["loss"], histories[0]["loss"], rtol=1e-4)
+    for k_w, f_w in zip(k_model.get_weights(), f_model.get_weights()):
+        np.testing.assert_allclose(f_w, k_w, rtol=1e-4, atol=1e-4 * np.abs(k_w).max())
+    for f_layer, k_layer in zip(f_model.layers[:2], k_model.layers[:2]):
+        f_config, k_config = f_layer.get_config(), k_layer.get_config()
+        for key in [k for k in k_config if "regularizer" in k or "constraint" in k]:
+            expected = k_config[key] and {"class_name": k_config[key]["class_name"], "config": k_config[key]["config"]}
+            assert f_config[key] == expected, key
+        assert type(f_layer).from_config(f_config).get_config() == f_config

@@ -3,7 +3,8 @@
 
 DepthwiseConv2D: each input channel convolved with its own ``depth_multiplier`` filters, kernel
 (kh, kw, in_channels, depth_multiplier) named ``kernel`` as in Keras; forward by
-``fastconv.depthwise_conv2d`` with the bias and a ReLU fused into the kernel's epilogue, backward
+``fastconv.depthwise_conv2d`` with the bias and a ReLU or ReLU6 fused into the kernel's epilogue,
+backward
 by ``depthwise_conv2d_backprop_filter``, ``bias_add_grad`` and, when something before the layer
 needs it, ``depthwise_conv2d_backprop_input``.
 
@@ -18,10 +19,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 import fastconv
-from fastconv.keras import activations, initializers
+from fastconv.keras import activations, constraints, initializers, regularizers
 from fastconv.keras.layers._arguments import (
     channel_axis,
-    refuse_unsupported,
     standardize_data_format,
     standardize_padding,
     standardize_tuple,
@@ -56,9 +56,18 @@ class _DepthwiseWindow(WithActivation, Layer):
     """What the two layers share: the depthwise window's arguments, their validation, the input's
     channel count and the arguments of fastconv's depthwise kernels."""
 
+    # The activations that fastconv's last kernel of the layer applies in its epilogue.
+    _FUSED = {}
+
     def _set_window(self, rank, depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate,
-                    activation, use_bias, depthwise_initializer, bias_initializer):
+                    activation, use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer,
+                    bias_regularizer, activity_regularizer, depthwise_constraint, bias_constraint):
         owner = f'{type(self).__name__} "{self.name}"'
+        self._set_activity_regularizer(activity_regularizer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         if rank != 2:
             raise ValueError(f"{owner}: fastconv implements 2-D convolutions only (rank=2). Received: rank={rank}")
         self.rank = rank
@@ -78,8 +87,8 @@ class _DepthwiseWindow(WithActivation, Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.input_spec = InputSpec(ndim=rank + 2)
         self._format = tf_data_format(self.data_format)
-        # A ReLU runs inside the last kernel of the layer, after the bias.
-        self._fused_relu = self.activation is activations.relu
+        # None, or the activation that runs inside the last kernel of the layer, after the bias.
+        self._fused = self._FUSED.get(self.activation)
 
     def _input_channels(self, input_shape):
         channels = input_shape[channel_axis(self.data_format)]
@@ -104,29 +113,41 @@ class _DepthwiseWindow(WithActivation, Layer):
     def _window_config(self):
         return {"depth_multiplier": self.depth_multiplier, "kernel_size": self.kernel_size, "strides": self.strides,
                 "padding": self.padding, "data_format": self.data_format, "dilation_rate": self.dilation_rate,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias}
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
+
+    def _add_bias(self, size):
+        return (self.add_weight(shape=(size,), initializer=self.bias_initializer, name="bias",
+                                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+                if self.use_bias else None)
 
 
 class BaseDepthwiseConv(_DepthwiseWindow):
     """A depthwise convolution of ``rank`` spatial dimensions (fastconv implements rank 2)."""
+
+    _FUSED = {activations.relu: "relu", activations.relu6: "relu6"}
 
     def __init__(self, rank, depth_multiplier, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        refuse_unsupported(self, depthwise_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
-                            bias_constraint=bias_constraint)
         self._set_window(rank, depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate,
-                         activation, use_bias, depthwise_initializer, bias_initializer)
+                         activation, use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer,
+                         bias_regularizer, activity_regularizer, depthwise_constraint, bias_constraint)
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         self.kernel = self.add_weight(shape=(*self.kernel_size, channels, self.depth_multiplier),
-                                      initializer=self.depthwise_initializer, name="kernel")
-        self.bias = (self.add_weight(shape=(channels * self.depth_multiplier,), initializer=self.bias_initializer,
-                                     name="bias") if self.use_bias else None)
+                                      initializer=self.depthwise_initializer, name="kernel",
+                                      regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint)
+        self.bias = self._add_bias(channels * self.depth_multiplier)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -135,8 +156,10 @@ class BaseDepthwiseConv(_DepthwiseWindow):
 
     def forward(self, x, training=False):
         bias = self.bias.value if self.use_bias else None
-        if self._fused_relu:
-            y = fastconv.depthwise_conv2d(x, self.kernel.value, bias=bias, activation="relu", **self._depthwise_args())
+        if self._fused:
+            y = fastconv.depthwise_conv2d(x, self.kernel.value, bias=bias, activation=self._fused,
+                                          **self._depthwise_args())
+            self._record_activity(y)
             return y, DepthwiseConvCache(x, y, None)
         z = fastconv.depthwise_conv2d(x, self.kernel.value, bias=bias, **self._depthwise_args())
         y, logits = self._activate(z)
@@ -156,12 +179,7 @@ class BaseDepthwiseConv(_DepthwiseWindow):
         return dx, grads
 
     def get_config(self):
-        return {**super().get_config(), **self._window_config(),
-                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                # Refused unless None (see __init__), so None is what they are.
-                "depthwise_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-                "depthwise_constraint": None, "bias_constraint": None}
+        return {**super().get_config(), **self._window_config()}
 
 
 class DepthwiseConv2D(BaseDepthwiseConv):
@@ -178,30 +196,33 @@ class DepthwiseConv2D(BaseDepthwiseConv):
 class BaseSeparableConv(_DepthwiseWindow):
     """A depthwise-separable convolution of ``rank`` spatial dimensions (fastconv implements rank 2)."""
 
+    _FUSED = {activations.relu: "relu"}   # what fastconv.conv2d fuses
+
     def __init__(self, rank, depth_multiplier, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
                  pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        refuse_unsupported(self, depthwise_regularizer=depthwise_regularizer,
-                            pointwise_regularizer=pointwise_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
-                            pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint)
         self.filters = _positive_int(filters, "filters", f'{type(self).__name__} "{self.name}"')
         self._set_window(rank, depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate,
-                         activation, use_bias, depthwise_initializer, bias_initializer)
+                         activation, use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer,
+                         bias_regularizer, activity_regularizer, depthwise_constraint, bias_constraint)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         self.depthwise_kernel = self.add_weight(shape=(*self.kernel_size, channels, self.depth_multiplier),
-                                                initializer=self.depthwise_initializer, name="depthwise_kernel")
+                                                initializer=self.depthwise_initializer, name="depthwise_kernel",
+                                                regularizer=self.depthwise_regularizer,
+                                                constraint=self.depthwise_constraint)
         self.pointwise_kernel = self.add_weight(
             shape=(1,) * self.rank + (channels * self.depth_multiplier, self.filters),
-            initializer=self.pointwise_initializer, name="pointwise_kernel")
-        self.bias = (self.add_weight(shape=(self.filters,), initializer=self.bias_initializer, name="bias")
-                     if self.use_bias else None)
+            initializer=self.pointwise_initializer, name="pointwise_kernel", regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint)
+        self.bias = self._add_bias(self.filters)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -213,8 +234,10 @@ class BaseSeparableConv(_DepthwiseWindow):
     def forward(self, x, training=False):
         d = fastconv.depthwise_conv2d(x, self.depthwise_kernel.value, **self._depthwise_args())
         bias = self.bias.value if self.use_bias else None
-        if self._fused_relu:
-            y = fastconv.conv2d(d, self.pointwise_kernel.value, bias=bias, activation="relu", **self._pointwise_args())
+        if self._fused:
+            y = fastconv.conv2d(d, self.pointwise_kernel.value, bias=bias, activation=self._fused,
+                                **self._pointwise_args())
+            self._record_activity(y)
             return y, SeparableConvCache(x, d, y, None)
         z = fastconv.conv2d(d, self.pointwise_kernel.value, bias=bias, **self._pointwise_args())
         y, logits = self._activate(z)
@@ -242,13 +265,9 @@ class BaseSeparableConv(_DepthwiseWindow):
 
     def get_config(self):
         return {**super().get_config(), **self._window_config(), "filters": self.filters,
-                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
                 "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                # Refused unless None (see __init__), so None is what they are.
-                "depthwise_regularizer": None, "pointwise_regularizer": None, "bias_regularizer": None,
-                "activity_regularizer": None, "depthwise_constraint": None, "pointwise_constraint": None,
-                "bias_constraint": None}
+                "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+                "pointwise_constraint": constraints.serialize(self.pointwise_constraint)}
 
 
 class SeparableConv2D(BaseSeparableConv):
