@@ -29,7 +29,7 @@ OPTIMIZER_CASES = [
 ]
 
 
-def _steps(keras_optimizer, fastconv_optimizer, n_steps=12, seed=2):
+def _steps(keras_optimizer, fastconv_optimizer, n_steps=8, seed=2):
     """Feed both optimizers the same gradients on the same two weights; yield after each step."""
     import keras
     rng = np.random.default_rng(seed)
@@ -100,7 +100,12 @@ def test_schedules_match_keras(tf, name, kwargs):
     import keras
     k_schedule, f_schedule = getattr(keras.optimizers.schedules, name)(**kwargs), getattr(schedules, name)(**kwargs)
     steps = np.arange(60)
-    expected = np.array([float(k_schedule(tf.constant(s, dtype=tf.int64))) for s in steps])
+    if "warmup_target" in kwargs or name == "CosineDecayRestarts":
+        # One step at a time, as optimizers call them (Keras's ops.cond takes scalars, and TensorFlow's
+        # vectorised log and cos differ from its scalar ones by a few ulps, which restarts amplify).
+        expected = np.array([float(k_schedule(tf.constant(s, dtype=tf.int64))) for s in steps])
+    else:
+        expected = np.asarray(k_schedule(tf.constant(steps, dtype=tf.int64)), dtype=np.float64)
     got = np.array([float(f_schedule(np.int64(s))) for s in steps])
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
     assert f_schedule.get_config() == k_schedule.get_config()
@@ -155,18 +160,19 @@ def test_a_schedule_of_ones_own():
         schedules.LearningRateSchedule()(0)
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Lion"])
-def test_configs_and_names_are_keras_ones(tf, name):
+def test_configs_and_names_are_keras_ones(tf):
     import keras
     keras.backend.clear_session()
     backend.clear_session()
-    k_opt, f_opt = getattr(keras.optimizers, name)(), getattr(optimizers, name)()
-    assert f_opt.get_config() == k_opt.get_config()
-    assert (f_opt.name, getattr(optimizers, name)().name) == (k_opt.name, getattr(keras.optimizers, name)().name)
-    assert optimizers.serialize(f_opt) == keras.optimizers.serialize(k_opt)
-    again = optimizers.deserialize(optimizers.serialize(f_opt))
-    assert type(again) is type(f_opt) and again.get_config() == f_opt.get_config()
-    assert type(optimizers.get(name.lower())) is type(f_opt) and type(optimizers.get(name)) is type(f_opt)
+    for name in ("SGD", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Lion"):
+        k_opt, f_opt = getattr(keras.optimizers, name)(), getattr(optimizers, name)()
+        assert f_opt.get_config() == k_opt.get_config()
+        # Named as Keras names them: "adam", then "adam_1"...
+        assert (f_opt.name, getattr(optimizers, name)().name) == (k_opt.name, getattr(keras.optimizers, name)().name)
+        assert optimizers.serialize(f_opt) == keras.optimizers.serialize(k_opt)
+        again = optimizers.deserialize(optimizers.serialize(f_opt))
+        assert type(again) is type(f_opt) and again.get_config() == f_opt.get_config()
+        assert type(optimizers.get(name.lower())) is type(f_opt) and type(optimizers.get(name)) is type(f_opt)
 
 
 def test_learning_rate_is_readable_and_assignable_as_in_keras(tf):
@@ -178,6 +184,10 @@ def test_learning_rate_is_readable_and_assignable_as_in_keras(tf):
     assert f_opt.get_config()["learning_rate"] == k_opt.get_config()["learning_rate"]
     f_opt.learning_rate = np.float64(0.5)
     assert f_opt.learning_rate == 0.5
+    # Keras gives a variable there: numpy() and assign() work too.
+    k_opt.learning_rate.assign(0.25)
+    f_opt.learning_rate.assign(0.25)
+    assert f_opt.learning_rate.numpy() == k_opt.learning_rate.numpy() and f_opt.learning_rate.numpy().dtype == np.float32
     with pytest.raises(ValueError, match="learning_rate"):
         f_opt.learning_rate = "fast"
     opt = optimizers.SGD(lambda: 0.25)  # a callable without arguments, as Keras allows

@@ -19,10 +19,12 @@ import shutil
 import sys
 import time
 import warnings
+import zipfile
 
 import numpy as np
 
 from fastconv.keras import backend
+from fastconv.keras.saving.atomic import atomic_write
 from fastconv.keras.utils import Progbar
 
 
@@ -837,7 +839,7 @@ class BackupAndRestore(Callback):
             return
         try:
             self._restore(self._backup_path)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             if not (self.double_checkpoint and os.path.exists(self._previous_backup_path)):
                 raise
             warnings.warn(f"BackupAndRestore: the latest backup cannot be read ({exc}); using the previous one.",
@@ -880,7 +882,6 @@ class BackupAndRestore(Callback):
                 callbacks[key]._restore_state(state, arrays)
 
     def on_epoch_end(self, epoch, logs=None):
-        from fastconv.keras.saving.atomic import atomic_write
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._backup_path):
             with open(self._backup_path, "rb") as src, atomic_write(self._previous_backup_path) as dst:

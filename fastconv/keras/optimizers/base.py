@@ -34,6 +34,23 @@ def _caller_stacklevel():
     return level
 
 
+class LearningRateValue(float):
+    """What ``optimizer.learning_rate`` gives: the rate as a float, which also answers the
+    methods of the Keras variable that Keras gives there: ``numpy()`` and ``assign(value)`` (which
+    sets the optimizer's rate, as ``optimizer.learning_rate = value`` does)."""
+
+    def __new__(cls, value, optimizer):
+        obj = super().__new__(cls, value)
+        obj._optimizer = optimizer
+        return obj
+
+    def numpy(self):
+        return np.float32(self)
+
+    def assign(self, value):
+        self._optimizer.learning_rate = value
+
+
 class Optimizer:
     """Base class: a learning rate (a float or a schedule), the step counter ``iterations``, and
     per trained variable the state arrays named in ``_slot_names`` (zeros unless ``_slot_initial``
@@ -110,7 +127,7 @@ class Optimizer:
             lr = self._learning_rate()
         else:
             lr = self._learning_rate
-        return float(np.float32(lr))
+        return LearningRateValue(np.float32(lr), self)
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -122,7 +139,7 @@ class Optimizer:
                             "constructor argument, hence its learning rate is not settable. If you need the learning "
                             "rate to be settable, you should instantiate the optimizer with a float `learning_rate` "
                             "argument.")
-        if isinstance(value, np.ndarray) and value.ndim == 0:
+        if isinstance(value, np.ndarray) and value.ndim == 0 or isinstance(value, np.generic):
             value = value.item()
         if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
             raise ValueError("Argument `learning_rate` should be a float >= 0, or an instance of LearningRateSchedule, "
@@ -132,7 +149,7 @@ class Optimizer:
         self._learning_rate = float(np.float32(value))
 
     def _step_learning_rate(self):
-        lr = self.learning_rate
+        lr = float(self.learning_rate)
         if self.decay:
             lr = float(np.float32(lr) / (np.float32(1) + np.float32(self.decay) * np.float32(self._iterations)))
         return lr
