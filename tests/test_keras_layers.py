@@ -253,6 +253,7 @@ def _all_layers():
         L.LayerNormalization(axis=[1, 2], epsilon=1e-5, center=False), L.GroupNormalization(4, axis=1),
         L.UnitNormalization(axis=[1, 2]),
         L.DepthwiseConv2D(3, depth_multiplier=2), L.SeparableConv2D(4, (3, 2), strides=2, activation="relu"),
+        L.Lambda(fk.activations.tanh, output_shape=(3,), arguments={}),
     ]
 
 

@@ -346,6 +346,10 @@ def test_lambda_trains_through_its_traced_function_and_refuses_unsafe_loading(tm
     np.testing.assert_allclose(revived(x), f)
     with L.core.safe_mode_scope(False):
         np.testing.assert_allclose(L.Lambda.from_config(config)(x), f)
+    # A named function is saved by name, as Keras writes it, and found again without code.
+    named = L.Lambda(ops.relu).get_config()["function"]
+    assert named == {"module": "builtins", "class_name": "function", "config": "relu", "registered_name": "function"}
+    assert L.Lambda.from_config(L.Lambda(ops.relu).get_config()).function is fk.activations.relu
 
 
 def test_ops_inside_a_traced_call_take_no_global_names():

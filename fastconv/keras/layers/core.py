@@ -172,8 +172,11 @@ def _function_config(fn):
                 "config": {"code": base64.b64encode(marshal.dumps(fn.__code__)).decode("ascii") + "\n",
                            "defaults": None if fn.__defaults__ is None else list(fn.__defaults__),
                            "closure": closure}}
-    return {"module": getattr(fn, "__module__", None), "class_name": "function",
-            "config": getattr(fn, "__name__", repr(fn)), "registered_name": getattr(fn, "__name__", None)}
+    name = getattr(fn, "__name__", None)
+    if name is None:
+        raise ValueError(f"Lambda: cannot serialize {fn!r} (of type {type(fn).__name__}): pass a function")
+    # As Keras writes a function: by name, found again among custom_objects or the built-ins.
+    return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
 
 
 def _function_from_config(config, custom_objects, safe_mode, what):
@@ -189,14 +192,20 @@ def _function_from_config(config, custom_objects, safe_mode, what):
         closure = None if inner.get("closure") is None else tuple(types.CellType(v) for v in inner["closure"])
         defaults = None if inner.get("defaults") is None else tuple(inner["defaults"])
         return types.FunctionType(code, {"__builtins__": builtins}, code.co_name, defaults, closure)
-    name = config.get("registered_name") or config.get("config") if isinstance(config, dict) else config
-    if callable(name):
-        return name
-    fn = (custom_objects or {}).get(name)
-    if fn is None:
-        raise ValueError(f"Lambda: the {what} {name!r} of the configuration is not known; pass "
-                         f"custom_objects={{{name!r}: the_function}}")
-    return fn
+    if callable(config):
+        return config
+    name = config.get("config") if isinstance(config, dict) else config
+    if name in (custom_objects or {}):
+        return custom_objects[name]
+    from fastconv.keras import ops
+    try:
+        return activations.get(name)
+    except ValueError:
+        pass
+    if name in ops.__all__:
+        return getattr(ops, name)
+    raise ValueError(f"Lambda: the {what} {name!r} of the configuration is not known; pass "
+                     f"custom_objects={{{name!r}: the_function}}")
 
 
 class Lambda(Layer):
