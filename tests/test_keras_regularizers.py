@@ -89,7 +89,8 @@ def test_layer_losses_and_configs_match_keras(keras):
     np.testing.assert_allclose(sorted(ours.losses), sorted(float(v) for v in theirs.losses), rtol=1e-5)
     for ours_layer, theirs_layer in [
             (ours, theirs),
-            (fk.layers.Conv2D(2, 3, kernel_constraint="max_norm"), keras.layers.Conv2D(2, 3, kernel_constraint="max_norm")),
+            (fk.layers.Conv2D(2, 3, kernel_constraint="max_norm"),
+             keras.layers.Conv2D(2, 3, kernel_constraint="max_norm")),
             (fk.layers.BatchNormalization(gamma_regularizer="l2", beta_constraint="non_neg"),
              keras.layers.BatchNormalization(gamma_regularizer="l2", beta_constraint="non_neg"))]:
         ours_config, theirs_config = ours_layer.get_config(), theirs_layer.get_config()
@@ -141,7 +142,8 @@ def test_one_epoch_with_l2_on_a_kernel_matches_keras(keras):
     for kw, fw in zip(k_model.get_weights(), f_model.get_weights()):
         np.testing.assert_allclose(fw, kw, rtol=1e-4, atol=1e-4 * np.abs(kw).max())
     # The logged loss includes the penalties: it exceeds the cross-entropy alone.
-    assert f_model.evaluate(x, y, verbose=0)[0] > fk.losses.SparseCategoricalCrossentropy()(y, f_model.predict(x, verbose=0))
+    cross_entropy = fk.losses.SparseCategoricalCrossentropy()(y, f_model.predict(x, verbose=0))
+    assert f_model.evaluate(x, y, verbose=0)[0] > cross_entropy
 
 
 def test_every_regularizer_and_constraint_in_training_matches_keras(keras):

@@ -317,7 +317,8 @@ def test_two_inputs_two_outputs_train_as_keras(keras, form):
         x, y = [x1, x2], [y1, y2]
     else:
         def compile_kwargs(K):
-            return dict(optimizer="adam", loss={"out1": "binary_crossentropy", "out2": "sparse_categorical_crossentropy"},
+            return dict(optimizer="adam",
+                        loss={"out1": "binary_crossentropy", "out2": "sparse_categorical_crossentropy"},
                         loss_weights={"out1": 2.0, "out2": 1.0}, metrics={"out2": "accuracy"})
         x, y = {"a": x1, "b": x2}, {"out1": y1, "out2": y2}
     k_model, f_model = _two_in_two_out(keras), _two_in_two_out(fk)
@@ -355,7 +356,8 @@ def test_several_outputs_errors():
     with pytest.raises(ValueError, match=r"the keys of the input arrays dict must be the model's names \['a', 'b'\].*"
                                          r"missing: \['b'\]"):
         model.fit({"a": x1}, [y1, y2], verbose=0)
-    with pytest.raises(ValueError, match=r"the model has 2 inputs; pass a list of 2 arrays \(in the order \['a', 'b'\]\)"):
+    with pytest.raises(ValueError, match=r"the model has 2 inputs; pass a list of 2 arrays "
+                                         r"\(in the order \['a', 'b'\]\)"):
         model.fit(x1, [y1, y2], verbose=0)
 
 
@@ -417,8 +419,8 @@ def test_ctrl_c_stops_at_a_step_boundary_and_runs_on_train_end(tmp_path):
         csv_logger = fk.callbacks.CSVLogger(tmp_path / f"log{trial}.csv")
         ended = []
         timer = threading.Timer(rng.uniform(0.002, 0.15), os.kill, (os.getpid(), signal.SIGINT))
-        on_train = fk.callbacks.LambdaCallback(on_train_begin=lambda logs: timer.start(),
-                                               on_train_end=lambda logs: ended.append(1))
+        on_train = fk.callbacks.LambdaCallback(on_train_begin=lambda logs, timer=timer: timer.start(),
+                                               on_train_end=lambda logs, ended=ended: ended.append(1))
         with pytest.raises(KeyboardInterrupt):
             model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0, callbacks=[csv_logger, on_train])
             timer.cancel()

@@ -480,7 +480,8 @@ class Trainer:
         standardize = Standardizer(fn, self._input_names(), self._output_names(), self.dtype)
         if is_batch_source(x):
             kind = source_kind(x)
-            for given, argument, what in ((y, "y", "the targets"), (sample_weight, "sample_weight", "the sample weights")):
+            for given, argument, what in ((y, "y", "the targets"),
+                                          (sample_weight, "sample_weight", "the sample weights")):
                 if given is not None:
                     raise ValueError(f"{fn}: when providing `x` as a {kind}, `{argument}` should not be passed. "
                                      f"Instead, {what} should be included as part of the {kind}.")
@@ -533,7 +534,8 @@ class Trainer:
             vsw = validation_data[2] if len(validation_data) == 3 else None
             source, _ = self._source(fn, vx, vy, vsw, validation_batch_size or batch_size, False, steps)
         else:
-            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight), "
+            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                             "val_sample_weight), "
                              "or an object that delivers batches (a generator, a PyDataset, a tf.data.Dataset). "
                              f"Received: {type(validation_data).__name__}")
         return EpochIterator(source, steps, fn, "validation_steps")
@@ -699,7 +701,8 @@ class Trainer:
         return logs if return_dict else self._as_values()
 
     def predict_on_batch(self, x):
-        xs, _, _ = Standardizer("predict_on_batch", self._input_names(), self._output_names(), self.dtype)(x, None, None)
+        standardize = Standardizer("predict_on_batch", self._input_names(), self._output_names(), self.dtype)
+        xs, _, _ = standardize(x, None, None)
         outputs = self._graph_for(xs[0].shape).run(xs, training=False, context=self._data_context(xs[0]))[0]
         return outputs[0] if len(outputs) == 1 else outputs
 
