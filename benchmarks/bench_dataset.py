@@ -8,7 +8,9 @@ Both datasets are made with the same arguments (image_size 100x100, batch_size 3
 seed 0, as the lecture's programs) and read for one whole epoch in the same process, the two
 libraries alternating in each round; the medians and the best rounds are reported with images
 per second, and the CPU time of the process per image (the steadier figure on a machine shared
-with other work, where the wall time follows the neighbours' load).
+with other work: there the wall time follows the neighbours' load, and the library that runs
+more threads gets a larger share of the cores; ``--same-threads`` gives tf.data a private pool
+of as many threads as fastconv uses).
 fastconv's batches are NumPy arrays, Keras's are tf.Tensors read without conversion.  A subset
 (``--per-class`` files of each class folder, the first in name order) is read through a temporary
 folder of symbolic links.  TensorFlow is optional (without it, fastconv alone is timed).
@@ -57,6 +59,8 @@ def main(argv=None):
     parser.add_argument("--per-class", type=int, default=None, help="read only this many files of each class")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="500 files per class")
+    parser.add_argument("--same-threads", action="store_true",
+                        help="give tf.data a private pool of fastconv's number of threads")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or malaria.default_data_dir()
     if data_dir is None:
@@ -67,9 +71,15 @@ def main(argv=None):
         folder = subset_folder(str(data_dir), per_class, os.path.join(tmp, "cells")) if per_class else str(data_dir)
         contenders = {"fastconv": image_dataset_from_directory(folder, **ARGS)}
         if tf is not None:
-            contenders["keras"] = tf.keras.utils.image_dataset_from_directory(folder, **ARGS)
+            keras_ds = tf.keras.utils.image_dataset_from_directory(folder, **ARGS)
+            if args.same_threads:
+                options = tf.data.Options()
+                options.threading.private_threadpool_size = fc.get_num_threads()
+                keras_ds = keras_ds.with_options(options)
+            contenders["keras"] = keras_ds
         print(f"one epoch of image_dataset_from_directory({folder}, image_size=100x100, batch_size=32), "
-              f"{args.rounds} rounds, fastconv with {fc.get_num_threads()} threads", flush=True)
+              f"{args.rounds} rounds, fastconv with {fc.get_num_threads()} threads, tf.data with "
+              f"{fc.get_num_threads() if args.same_threads else 'its own'} threads", flush=True)
         times = {name: [] for name in contenders}
         cpu = {name: [] for name in contenders}
         for r in range(args.rounds):
