@@ -41,6 +41,11 @@ def _trained(model, x, optimizer="adam"):
     return model
 
 
+def _keras_predict(keras_model, x):
+    """A Keras model's inference output, called eagerly (predict would first trace a function)."""
+    return np.asarray(keras_model(x, training=False))
+
+
 def _quiet_keras_load(tf, path, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -56,7 +61,7 @@ def test_fastconv_model_file_loads_in_keras_and_trains_on(tf, tmp_path, suffix):
     path = tmp_path / f"model{suffix}"
     model.save(path)
     keras_model = _quiet_keras_load(tf, path)
-    np.testing.assert_allclose(keras_model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(_keras_predict(keras_model, x), model.predict(x, verbose=0), atol=1e-4)
     assert [layer.name for layer in keras_model.layers] == [layer.name for layer in model.layers]
     assert type(keras_model.optimizer).__name__ == "Adam"
     assert int(keras_model.optimizer.iterations) == model.optimizer.iterations == 2
@@ -78,7 +83,7 @@ def test_fastconv_weights_file_loads_in_keras(tf, tmp_path, filename):
     keras_model = _quiet_keras_load(tf, tmp_path / "model.keras")
     keras_model.set_weights([np.zeros_like(w) for w in keras_model.get_weights()])
     keras_model.load_weights(tmp_path / filename)
-    np.testing.assert_allclose(keras_model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(_keras_predict(keras_model, x), model.predict(x, verbose=0), atol=1e-4)
 
 
 def test_sequential_with_input_shape_loads_in_keras(tf, tmp_path):
@@ -96,7 +101,7 @@ def test_sequential_with_input_shape_loads_in_keras(tf, tmp_path):
                                                     "config": {"seed": None}, "registered_name": None}
     assert conv["config"]["dtype"]["class_name"] == "DTypePolicy"
     keras_model = _quiet_keras_load(tf, tmp_path / "seq.keras")
-    np.testing.assert_allclose(keras_model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(_keras_predict(keras_model, x), model.predict(x, verbose=0), atol=1e-4)
 
 
 def _many_layers_model():
@@ -130,7 +135,7 @@ def test_every_layer_family_round_trips_and_loads_in_keras(tf, tmp_path):
     for ours, again in zip(model.layers, loaded.layers):
         assert type(ours) is type(again) and ours.get_config() == again.get_config()
     keras_model = _quiet_keras_load(tf, tmp_path / "many.keras")
-    np.testing.assert_allclose(keras_model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(_keras_predict(keras_model, x), model.predict(x, verbose=0), atol=1e-4)
 
 
 # ---------------------------------------------------------------------------- Keras -> fastconv
@@ -167,7 +172,7 @@ def test_keras_model_files_load_in_fastconv(tf, tmp_path):
     keras_model.save_weights(tmp_path / "k.weights.h5")
     with h5py.File(tmp_path / "k_legacy.h5", "w") as f:   # what tf.keras 2's save_weights("k.h5") wrote
         legacy_h5_format.save_weights_to_hdf5_group(f, keras_model)
-    expected = keras_model.predict(x, verbose=0)
+    expected = _keras_predict(keras_model, x)
     for name in ("k.keras", "k.h5"):
         model = fk.models.load_model(tmp_path / name)
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-4)
@@ -195,11 +200,11 @@ def test_keras_nested_models_and_sequential_load_in_fastconv(tf, tmp_path):
     keras_model.save(tmp_path / "nested.keras")
     x = np.random.default_rng(2).random((5, 4), dtype=np.float32)
     model = fk.models.load_model(tmp_path / "nested.keras")
-    np.testing.assert_allclose(model.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(model.predict(x, verbose=0), _keras_predict(keras_model, x), atol=1e-4)
     # And back: fastconv's file of the nested model loads in Keras.
     model.save(tmp_path / "again.keras")
-    np.testing.assert_allclose(_quiet_keras_load(tf, tmp_path / "again.keras").predict(x, verbose=0),
-                               keras_model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(_keras_predict(_quiet_keras_load(tf, tmp_path / "again.keras"), x),
+                               _keras_predict(keras_model, x), atol=1e-4)
 
 
 # ----------------------------------------------------------------- tf.keras 2 and Applications
@@ -284,7 +289,7 @@ def test_tf_keras_2_fixture_is_what_keras_reads(tf, tmp_path):
                             L.Flatten(), L.Dense(2, activation="softmax")])
     _tf_keras_2_h5(tmp_path / "tf2.h5", source, sequential=False)
     x = _images(channels=1)[:, :6, :6]
-    np.testing.assert_allclose(_quiet_keras_load(tf, tmp_path / "tf2.h5", compile=False).predict(x, verbose=0),
+    np.testing.assert_allclose(_keras_predict(_quiet_keras_load(tf, tmp_path / "tf2.h5", compile=False), x),
                                fk.models.load_model(tmp_path / "tf2.h5").predict(x, verbose=0), atol=1e-4)
 
 
@@ -463,11 +468,11 @@ def test_subclassed_models_both_ways(tf, tmp_path):
     keras_model.save(tmp_path / "k.keras")
     ours = {"KerasNet": _Net, "KerasBlock": _Block}
     model = fk.models.load_model(tmp_path / "k.keras", custom_objects=ours)
-    np.testing.assert_allclose(model.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(model.predict(x, verbose=0), _keras_predict(keras_model, x), atol=1e-5)
     model.save(tmp_path / "ours.keras")
     theirs = {"_Net": KerasNet, "_Block": KerasBlock}
     again = _quiet_keras_load(tf, tmp_path / "ours.keras", custom_objects=theirs)
-    np.testing.assert_allclose(again.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(_keras_predict(again, x), _keras_predict(keras_model, x), atol=1e-5)
 
 
 def test_save_arguments_as_keras(tmp_path):
@@ -534,7 +539,7 @@ def test_layers_are_matched_in_keras_order(tf, tmp_path):
     keras_model.save_weights(tmp_path / "k.weights.h5")
     with h5py.File(tmp_path / "k_legacy.h5", "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, keras_model)
-    expected = keras_model.predict(x, verbose=0)
+    expected = _keras_predict(keras_model, x)
     model = fk.models.load_model(tmp_path / "k.keras")
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-4)
     for name in ("k.weights.h5", "k_legacy.h5"):
@@ -544,11 +549,68 @@ def test_layers_are_matched_in_keras_order(tf, tmp_path):
     # The optimizer's slots follow Keras's order of the trainable weights too.
     model.fit(x, labels, epochs=1, batch_size=len(x), verbose=0)
     keras_model.fit(x, labels, epochs=1, batch_size=len(x), verbose=0)
-    np.testing.assert_allclose(model.predict(x, verbose=0), keras_model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(model.predict(x, verbose=0), _keras_predict(keras_model, x), atol=1e-4)
     # And fastconv's files of the same model load in Keras.
     model.save(tmp_path / "ours.keras")
     model.save_weights(tmp_path / "ours.h5")
-    np.testing.assert_allclose(_quiet_keras_load(tf, tmp_path / "ours.keras").predict(x, verbose=0),
+    np.testing.assert_allclose(_keras_predict(_quiet_keras_load(tf, tmp_path / "ours.keras"), x),
                                model.predict(x, verbose=0), atol=1e-4)
     keras_model.load_weights(tmp_path / "ours.h5")
-    np.testing.assert_allclose(keras_model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(_keras_predict(keras_model, x), model.predict(x, verbose=0), atol=1e-4)
+
+
+def _resnet50_notop(k, layers, input_shape=(32, 32, 3)):
+    """keras.applications.ResNet50(include_top=False) layer for layer: the same names, built
+    in the same order, with the library ``k`` (Keras or fastconv.keras)."""
+
+    def bn(name):
+        return layers.BatchNormalization(axis=3, epsilon=1.001e-5, name=name)
+
+    def block(x, filters, stride=1, conv_shortcut=True, name=None):
+        if conv_shortcut:
+            shortcut = bn(f"{name}_0_bn")(layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x))
+        else:
+            shortcut = x
+        x = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
+        x = layers.Activation("relu", name=f"{name}_1_relu")(bn(f"{name}_1_bn")(x))
+        x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
+        x = layers.Activation("relu", name=f"{name}_2_relu")(bn(f"{name}_2_bn")(x))
+        x = bn(f"{name}_3_bn")(layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x))
+        return layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, x]))
+
+    inp = k.Input(input_shape)
+    x = layers.ZeroPadding2D(((3, 3), (3, 3)), name="conv1_pad")(inp)
+    x = bn("conv1_bn")(layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x))
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(layers.ZeroPadding2D(((1, 1), (1, 1)),
+                                                                                   name="pool1_pad")(x))
+    for name, filters, blocks, stride in (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 6, 2),
+                                          ("conv5", 512, 3, 2)):
+        x = block(x, filters, stride=stride, name=f"{name}_block1")
+        for i in range(2, blocks + 1):
+            x = block(x, filters, conv_shortcut=False, name=f"{name}_block{i}")
+    return k.Model(inp, x, name="resnet50")
+
+
+@pytest.mark.slow
+def test_keras_resnet50_notop_weights_file_loads(tf, tmp_path):
+    """resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5's layout, written from Keras's own
+    ResNet50, loads by order into the same network built with fastconv.keras."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras_model = tf.keras.applications.ResNet50(weights=None, include_top=False, input_shape=(32, 32, 3))
+    rng = np.random.default_rng(8)
+    for layer in keras_model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n), rng.normal(0, 0.1, n),
+                               rng.uniform(0.5, 2.0, n)])
+    path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, keras_model)
+    model = _resnet50_notop(fk, L)
+    assert model.count_params() == keras_model.count_params() == 23587712
+    model.load_weights(path)
+    x = _images(n=2, size=32)
+    expected = _keras_predict(keras_model, x)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-4)
