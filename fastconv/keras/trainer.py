@@ -71,6 +71,16 @@ def _flat_identifiers(value):
     return [value]
 
 
+def _has_regularizer(layer):
+    """Whether a layer (or a layer it holds, or a model's layer) has a weight or activity
+    regularizer, i.e. may have ``losses``."""
+    if getattr(layer, "activity_regularizer", None) is not None or \
+            any(getattr(w, "regularizer", None) is not None for w in layer.weights):
+        return True
+    inner = layer.layers if isinstance(layer, Trainer) else layer._sublayers()
+    return any(_has_regularizer(sub) for sub in inner)
+
+
 def _resolve_losses(loss):
     """The loss argument of compile with every identifier resolved, in its structure."""
     if isinstance(loss, dict):
@@ -279,6 +289,8 @@ class Trainer:
                                for lo, w, name in zip(per_output, per_weight, names)]
         if all(entry.loss is None for entry in self._output_losses):
             raise ValueError("compile: every output's loss is None: there is nothing to train")
+        # The layers with a regularizer somewhere (their losses are read at every step).
+        self._penalized_layers = [layer for layer in self.layers if _has_regularizer(layer)]
         trained = [entry for entry in self._output_losses if entry.loss is not None]
         # Keras tracks each output's loss only when there are several.
         self._output_loss_trackers = ([metrics_module.Mean(name=f"{e.name}_loss") for e in trained]
@@ -393,7 +405,7 @@ class Trainer:
             grads.append(grad)
             wrt_logits.append(flag)
         # Keras logs the total: the outputs' losses plus the regularization penalties.
-        total += float(sum(self.losses))
+        total += float(sum(loss for layer in self._penalized_layers for loss in layer.losses))
         return graph, outputs, tape, total, grads, wrt_logits, values
 
     def _train_step(self, xs, ys, sws, where):
