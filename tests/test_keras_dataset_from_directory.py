@@ -461,6 +461,20 @@ def test_map_takes_tuples_as_arguments_and_checks_the_results():
         list(Dataset.from_tensor_slices(np.arange(4)).map(lambda v: np.zeros(int(v) + 1)).batch(2))
 
 
+def test_map_calls_fastconv_layers_on_the_batches(png_folder):
+    from fastconv.keras import Sequential, layers
+
+    model = Sequential([layers.Input((6, 6, 3)), layers.Conv2D(2, 3, activation="relu")])
+    images = image_dataset_from_directory(png_folder, image_size=(6, 6), batch_size=5, shuffle=False, verbose=False,
+                                          labels=None)
+    raw = np.concatenate(list(images))
+    mapped = np.concatenate(list(images.map(model).prefetch(AUTOTUNE)))
+    np.testing.assert_allclose(mapped, model.predict(raw, verbose=0), rtol=1e-6)
+    pairs = image_dataset_from_directory(png_folder, image_size=(6, 6), batch_size=5, shuffle=False, verbose=False)
+    x, y = next(iter(pairs.map(lambda x, y: (model(x, training=True), y), num_parallel_calls=AUTOTUNE)))
+    assert x.shape == (5, 4, 4, 2) and y.dtype == np.int32
+
+
 def test_indexed_reading_and_lengths():
     ds = Dataset.from_tensor_slices(np.arange(10)).batch(3)
     assert len(ds) == 4 and ds[-1].tolist() == [9] and ds[1].tolist() == [3, 4, 5]
