@@ -422,6 +422,8 @@ def pack_winograd_filters(KernelPlan plan, const floating[:, :, :, :] w not None
     cdef ptrdiff_t c, k, panel, col, a, i, j
     cdef double gt[3][4]    # gt[a] = G g[a, :]: the rows of g G^T
     cdef double u[4]
+    if out.shape[0] == 0:
+        return
     with nogil:
         memset(&out[0], 0, out.shape[0] * sizeof(floating))
         for c in range(src_channels):

@@ -1,7 +1,9 @@
 """2-D convolution with the semantics of ``tf.nn.conv2d``, its gradients and its transpose.
 
-The functions here validate and normalise their arguments, choose an algorithm, pack the filters
-for the micro-kernel and allocate the outputs; the arithmetic is in the compiled ``_conv`` module.
+The functions here validate and normalise their arguments (:class:`ConvGeometry`), choose the
+algorithm of each pass in one place (:func:`select_algorithm`), plan the pass (:class:`ConvPlan`:
+the typed plan the kernels check their buffers against, the packed filters) and allocate the
+outputs; the arithmetic is in the compiled ``_conv`` module.
 """
 import operator
 
@@ -229,8 +231,11 @@ class ConvPlan:
         """
         padded_bias = None
         if bias is not None:
+            cout = self.geometry.filter_shape[3]
+            if np.shape(bias) != (cout,):
+                raise ValueError(f"ConvPlan.run: bias must have shape ({cout},); received shape {np.shape(bias)}")
             padded_bias = np.zeros(self.kernel.bias_size, dtype=self.dtype)
-            padded_bias[:len(bias)] = bias
+            padded_bias[:cout] = bias
         return _conv.convolve(self.kernel, src, packed, dst, padded_bias, relu)
 
     def filter_gradient(self, x, dy):

@@ -234,3 +234,9 @@ def test_kernel_plan_refuses_what_no_kernel_computes():
         _conv.KernelPlan("forward", "direct", 4, (1, 8, 8, 2), (1, 8, 8, 2), (3, 3), (1, 1), (1, 1), (1, 1), 0)
     with pytest.raises(ValueError, match="no convolution has input"):
         _conv.KernelPlan("forward", "direct", 4, (1, 8, 8, 2), (2, 8, 8, 2), (3, 3), (1, 1), (1, 1), (1, 1), 1)
+
+
+def test_plan_run_refuses_a_bias_of_the_wrong_length():
+    plan, packed, x, y = _forward_buffers()
+    with pytest.raises(ValueError, match=r"ConvPlan.run: bias must have shape \(5,\); received shape \(4,\)"):
+        plan.run(x, packed, y, np.zeros(4, np.float32))
