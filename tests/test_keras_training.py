@@ -359,6 +359,10 @@ def test_several_outputs_errors():
     with pytest.raises(ValueError, match=r"the model has 2 inputs; pass a list of 2 arrays "
                                          r"\(in the order \['a', 'b'\]\)"):
         model.fit(x1, [y1, y2], verbose=0)
+    with pytest.raises(ValueError, match=r"the model has 2 outputs \['out1', 'out2'\]; received a list of 3 target"):
+        model.fit([x1, x2], [y1, y2, y1], verbose=0)
+    with pytest.raises(ValueError, match=r"2 outputs \['out1', 'out2'\]; received a list of 3 sample weights"):
+        model.fit([x1, x2], [y1, y2], sample_weight=[np.ones(40)] * 3, verbose=0)
 
 
 # ------------------------------------------------------------------------- 5. Keras 2 spellings

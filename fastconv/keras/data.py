@@ -110,7 +110,9 @@ def unpack_batch(data, where):
 # --------------------------------------------------------------------- arrays in model order
 def by_names(value, names, what, fn, allow_missing=False):
     """``value`` (one item, a list/tuple in the model's order, or a dict keyed by ``names``) as a
-    list in the order of ``names`` (the model's input or output names)."""
+    list in the order of ``names`` (the model's input names for ``what`` "input arrays", else its
+    output names)."""
+    kind = "input" if what == "input arrays" else "output"
     if isinstance(value, dict):
         unknown = [k for k in value if k not in names]
         missing = [k for k in names if k not in value]
@@ -120,11 +122,11 @@ def by_names(value, names, what, fn, allow_missing=False):
         return [value.get(k) for k in names]
     if isinstance(value, (list, tuple)) and (len(names) > 1 or _is_structure(value)):
         if len(value) != len(names):
-            raise ValueError(f"{fn}: the model has {len(names)} {what.split()[0]}s {names}; received a list of "
+            raise ValueError(f"{fn}: the model has {len(names)} {kind}s {names}; received a list of "
                              f"{len(value)} {what}")
         return list(value)
     if len(names) > 1 and value is not None:
-        raise ValueError(f"{fn}: the model has {len(names)} {what.split()[0]}s; pass a list of {len(names)} arrays (in "
+        raise ValueError(f"{fn}: the model has {len(names)} {kind}s; pass a list of {len(names)} arrays (in "
                          f"the order {names}) or a dict keyed by these names; received one {type(value).__name__}")
     return [value]
 
