@@ -46,10 +46,12 @@ _SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP
 # -- listing the files, as Keras's dataset_utils.index_directory --------------------------------
 
 def _valid_files(directory, follow_links, formats):
+    """The image files below ``directory`` in Keras's order, as paths relative to it."""
     for root, _, files in sorted(os.walk(directory, followlinks=follow_links), key=lambda entry: entry[0]):
+        relative_root = os.path.relpath(root, directory)  # once per folder (relpath is slow)
         for fname in sorted(files):
             if fname.lower().endswith(formats):
-                yield root, fname
+                yield fname if relative_root == os.curdir else os.path.join(relative_root, fname)
 
 
 def index_directory(directory, labels, formats, class_names=None, shuffle=True, seed=None, follow_links=False,
@@ -79,8 +81,8 @@ def index_directory(directory, labels, formats, class_names=None, shuffle=True, 
     for index, subdir in enumerate(subdirs):
         folder = os.path.join(directory, subdir)
         dirname = os.path.basename(folder)
-        for root, fname in _valid_files(folder, follow_links, formats):
-            filenames.append(os.path.join(dirname, os.path.relpath(os.path.join(root, fname), folder)))
+        for relative in _valid_files(folder, follow_links, formats):
+            filenames.append(os.path.join(dirname, relative))
             inferred.append(index)
     if labels == "inferred":
         labels = np.array(inferred, dtype=np.int32)
@@ -426,7 +428,8 @@ class ImageFilesDataset(Dataset):
 def _check_files(paths, labels):
     """The files that look whole (see _broken), their labels, and a warning listing the others."""
     pool = _decode_pool()
-    problems = list(pool.map(_broken, paths, chunksize=256))
+    chunks = [paths[lo:lo + 256] for lo in range(0, len(paths), 256)]
+    problems = [p for chunk in pool.map(lambda chunk: [_broken(path) for path in chunk], chunks) for p in chunk]
     bad = [i for i, p in enumerate(problems) if p is not None]
     if not bad:
         return paths, labels
