@@ -363,3 +363,12 @@ def test_ops_inside_a_traced_call_take_no_global_names():
     Residual()(i)
     assert L.Add().name == "add"
     assert (i + i)._keras_history[0].name == "add_1"        # a functional op is named as Keras names it
+
+
+def test_layers_created_inside_call_are_refused():
+    class Lazy(fk.Model):
+        def call(self, x):
+            return L.Dense(2)(x)          # a new, untracked layer at every trace
+
+    with pytest.raises(ValueError, match="does not hold as an attribute"):
+        Lazy().build((None, 3))

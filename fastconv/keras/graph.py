@@ -20,6 +20,23 @@ from fastconv.keras.layers.base import KerasTensor, tracing
 from fastconv.keras.layers.core import InputLayer
 
 
+def _check_tracked(owner, graph):
+    """Refuse a call() that uses a layer its owner does not hold (one created inside call()):
+    its weights would be outside the owner's weights, never saved nor trained."""
+    tracked, pending = set(), [owner]
+    while pending:
+        for sub in pending.pop()._sublayers():
+            if id(sub) not in tracked:
+                tracked.add(id(sub))
+                pending.append(sub)
+    for layer in graph.layers:
+        if not (layer._is_operation or isinstance(layer, InputLayer) or id(layer) in tracked):
+            raise ValueError(f'the call() of "{owner.name}" ({type(owner).__name__}) uses layer "{layer.name}" '
+                             f"({type(layer).__name__}), which it does not hold as an attribute: its weights would "
+                             "be neither tracked, saved nor trained. Create the layers in __init__() (or build()) "
+                             "and keep them as attributes (alone, or in lists or dicts)")
+
+
 class Tape(list):
     """What ``Graph.run(record=True)`` keeps: (node, cache) per node, and the graph it ran."""
 
@@ -54,7 +71,9 @@ def trace_call(layer, shapes, dtypes, training, strict=False):
             if not isinstance(t, KerasTensor):
                 raise TypeError(f'the call() of layer "{layer.name}" ({type(layer).__name__}) returned '
                                 f"{type(t).__name__}, not a tensor computed from its inputs")
-        return TracedCall(Graph(inputs, outputs, layer.name), many)
+        graph = Graph(inputs, outputs, layer.name)
+        _check_tracked(layer, graph)
+        return TracedCall(graph, many)
     except Exception as exc:  # noqa: BLE001 -- any failure of call() on symbolic tensors
         if strict:
             raise
