@@ -614,3 +614,17 @@ def test_keras_resnet50_notop_weights_file_loads(tf, tmp_path):
     x = _images(n=2, size=32)
     expected = _keras_predict(keras_model, x)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-4)
+
+
+def test_json_is_keras_json_both_ways(tf):
+    x = _images()
+    model = _residual_model()
+    text = model.to_json()
+    assert json.loads(text)["class_name"] == "Functional"
+    keras_model = tf.keras.models.model_from_json(text)
+    ours = {w.path: w.numpy() for w in model.weights}
+    keras_model.set_weights([ours[w.path] for w in keras_model.weights])
+    np.testing.assert_allclose(_keras_predict(keras_model, x), model.predict(x, verbose=0), atol=1e-4)
+    again = fk.models.model_from_json(keras_model.to_json())
+    assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+    assert fk.models.model_from_json(fk.Sequential([L.Dense(2)]).to_json()).layers[0].units == 2

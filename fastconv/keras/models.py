@@ -6,7 +6,6 @@ Both are a graph of layer calls (fastconv.keras.graph.Graph) plus the training l
 knows its input shape (from ``input_shape=`` on the first layer, an ``Input``, or the first data
 it sees).  A model is itself a layer: it can be called inside another model.
 """
-import json
 
 import numpy as np
 
@@ -331,8 +330,9 @@ class Model(Trainer, Layer):
                      outputs if config.get("nested_outputs") else outputs[0] if len(outputs) == 1 else outputs,
                      name=config["name"], trainable=config.get("trainable", True))
 
-    def to_json(self):
-        return json.dumps(serialize_layer(self))
+    def to_json(self, **kwargs):
+        """The model's Keras 3 JSON (what ``model_from_json`` here and in Keras reads back)."""
+        return saving.model_to_json(self, **kwargs)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -464,7 +464,14 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 
 def model_from_json(json_string, custom_objects=None):
-    return deserialize_layer(json.loads(json_string), custom_objects)
+    """A model (freshly initialized weights) from Keras's JSON (``to_json`` of Keras 3,
+    tf.keras 2 or fastconv)."""
+    return saving.model_from_json(json_string, custom_objects)
+
+
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
+    """``model.save(filepath)``, as ``keras.models.save_model``."""
+    saving.save_model(model, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
 
 def clone_model(model):

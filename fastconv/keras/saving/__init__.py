@@ -17,9 +17,10 @@ The pieces: safe_zip and safe_h5 (reading untrusted containers), config_translat
 configurations <-> Keras's), keras_format, legacy_h5 and atomic (writing in place).  h5py is
 imported only when a Keras file is read or written.
 """
+import json
 import os
 
-from fastconv.keras.saving import keras_format, legacy_h5
+from fastconv.keras.saving import config_translation, keras_format, legacy_h5
 from fastconv.keras.saving.atomic import check_overwrite
 from fastconv.keras.saving.safe_h5 import SafeH5, is_hdf5
 from fastconv.keras.saving.safe_zip import is_zip
@@ -100,3 +101,31 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
     with SafeH5(filepath, filepath) as h5:
         plan = legacy_h5.read_weights(h5, path, model, by_name=by_name, skip_mismatch=skip_mismatch)
     keras_format.assign(plan)
+
+
+def model_to_json(model, **kwargs):
+    """Keras's ``to_json``: the model's Keras 3 serialization (a .keras file's config.json
+    without the compile configuration); ``kwargs`` go to ``json.dumps``."""
+    return json.dumps(config_translation.model_to_keras(model), **kwargs)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A model (new weights) from Keras's JSON (of Keras 3 or tf.keras 2) or fastconv's earlier
+    own; a Lambda's code is rebuilt only after ``keras.config.enable_unsafe_deserialization()``,
+    as in Keras."""
+    from fastconv.keras.layers import deserialize
+
+    config = keras_format.parse_json(json_string, "model_from_json")
+    inner = config.get("config") if isinstance(config, dict) else None
+    if isinstance(inner, dict) and "nodes" in inner:   # fastconv's earlier functional configuration
+        try:
+            return deserialize(config, custom_objects)
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ValueError(f"model_from_json: not a valid model configuration ({type(exc).__name__}: {exc})") \
+                from None
+    # The Lambda layer's own from_config applies Keras's global safe mode.
+    ctx = config_translation.Context("model_from_json", custom_objects, safe_mode=False)
+    try:
+        return config_translation.model_from_keras(ctx, config)
+    except RecursionError:
+        raise ctx.error("the configuration is nested too deeply") from None

@@ -216,6 +216,10 @@ def layer_to_keras(layer, legacy=False, model_nodes=None):
 def _model_config_to_keras(model, legacy):
     from fastconv.keras import backend, models
 
+    if isinstance(model, models.Sequential) and not model.inputs:
+        # Not built yet (no input shape): its layers alone, as Keras writes such a Sequential.
+        return {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy(backend.floatx()),
+                "layers": [layer_to_keras(l, legacy) for l in model.layers]}
     if not model.built or not model.inputs:
         raise ValueError(f'Model "{model.name}" is not built yet (it has no input shape): call it on data or give '
                          "its first layer an input_shape before saving")
