@@ -159,11 +159,14 @@ def _broken(path):
     """Why the file cannot be an image of its format (empty, another kind of file, cut short),
     from its first and last bytes; None when it looks whole."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(32)
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(size - 1024, 0))
-            tail = f.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            head = os.read(fd, 32)
+            size = os.lseek(fd, 0, os.SEEK_END)
+            os.lseek(fd, max(size - 1024, 0), os.SEEK_SET)
+            tail = os.read(fd, 1024)
+        finally:
+            os.close(fd)
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
     if not head:
