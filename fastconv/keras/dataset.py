@@ -153,7 +153,9 @@ class Dataset:
     Build one with :meth:`from_tensor_slices` or ``image_dataset_from_directory``; transform it
     with ``map``, ``batch``, ``unbatch``, ``shuffle``, ``take``, ``skip``, ``repeat``, ``cache``
     and ``prefetch`` (each returns a new dataset); read it with ``for element in ds``,
-    :meth:`as_numpy_iterator`, or ``len(ds)`` and ``ds[i]``.
+    :meth:`as_numpy_iterator`, or ``len(ds)`` and ``ds[i]``.  Elements always come in their
+    order: ``deterministic`` and ``num_parallel_calls`` are accepted and change nothing in the
+    results, ``name`` is accepted as in TensorFlow.
     """
 
     # Whether ``_get`` gives element i directly (else the elements come only in order).
