@@ -1,8 +1,10 @@
 """Depthwise convolution kernels: forward, input gradient and filter gradient, NHWC.
 
 Private module: fastconv/depthwise.py validates the arguments, normalises layouts to C-contiguous
-NHWC, computes the geometry and allocates the outputs; these kernels only compute, with the GIL
-released, and trust the shapes they are given.
+NHWC, computes the geometry and allocates the outputs; these kernels compute, with the GIL
+released, after checking that the buffers they are given agree with each other (a wrong call
+raises instead of reading or writing out of bounds; every source index is also checked against
+the source's extent, so any output size is safe).
 
 With C input channels and depth multiplier M, output channel j = c * M + m is input channel c
 convolved with its own filter w[:, :, c, m]: the filters, read flat as w[kh, kw, C * M], share the
@@ -27,6 +29,7 @@ from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport free, malloc
 
 from fastconv._omp cimport omp_get_thread_num
+from fastconv._slices cimport MAX_SLICES, PARTIALS_BYTES
 
 cdef extern from "depthwise.h" nogil:
     ctypedef struct fc_dw_axis:
@@ -46,11 +49,22 @@ cdef extern from "depthwise.h" nogil:
 
 ACTIVATIONS = {None: FC_DW_LINEAR, "relu": FC_DW_RELU, "relu6": FC_DW_RELU6}
 
-cdef enum:
-    # The filter gradient sums the batch's output rows in this many fixed slices at most (one
-    # task each), bounded in memory by PARTIALS_BYTES: the split does not depend on the threads.
-    MAX_SLICES = 16
-    PARTIALS_BYTES = 33554432
+
+cdef int check_buffers(str kernel, tuple geom, ptrdiff_t C, ptrdiff_t M, ptrdiff_t CM, ptrdiff_t filter_size,
+                       ptrdiff_t bias_size, int n_threads) except -1:
+    """The buffers of one call agree: CM = C * M channels, a filter of kh * kw * CM values, a bias
+    of CM (or none: -1), positive window sizes, strides and dilations, and at least one thread."""
+    if len(geom) != 8:
+        raise ValueError(f"fastconv._depthwise.{kernel}: geom must be (kh, kw, sh, sw, dh, dw, pt, pl); got {geom}")
+    kh, kw, sh, sw, dh, dw = geom[:6]
+    if min(kh, kw, sh, sw, dh, dw, M, n_threads) < 1:
+        raise ValueError(f"fastconv._depthwise.{kernel}: window, strides, dilations, depth multiplier and threads "
+                         f"must be positive; got geom {geom}, M={M}, n_threads={n_threads}")
+    if CM != C * M or filter_size != kh * kw * CM or (bias_size >= 0 and bias_size != CM):
+        raise ValueError(f"fastconv._depthwise.{kernel}: {C} input channels x depth multiplier {M} do not match "
+                         f"{CM} output channels, a filter of {filter_size} values for a {kh}x{kw} window or a bias "
+                         f"of {bias_size}")
+    return 0
 
 
 cdef fc_dw_axis make_axis(ptrdiff_t dst, ptrdiff_t src, ptrdiff_t taps, ptrdiff_t up, ptrdiff_t down,
@@ -142,9 +156,12 @@ def forward(const floating[:, :, :, ::1] x, const floating[::1] w, const floatin
     ACTIVATIONS, ``geom`` = (kh, kw, sh, sw, dh, dw, pt, pl).
     """
     cdef ptrdiff_t kh, kw, sh, sw, dh, dw, pt, pl
-    kh, kw, sh, sw, dh, dw, pt, pl = geom
     cdef ptrdiff_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef ptrdiff_t OH = y.shape[1], OW = y.shape[2], CM = y.shape[3]
+    check_buffers("forward", geom, C, M, CM, w.shape[0], bias.shape[0] if bias is not None else -1, n_threads)
+    kh, kw, sh, sw, dh, dw, pt, pl = geom
+    if y.shape[0] != N:
+        raise ValueError(f"fastconv._depthwise.forward: batch of {N} inputs, {y.shape[0]} outputs")
     cdef fc_dw_axis ah = make_axis(OH, H, kh, sh, 1, -pt, dh)
     cdef fc_dw_axis aw = make_axis(OW, W, kw, sw, 1, -pl, dw)
     cdef fc_dw_kernels k = fc_select_dw()
@@ -174,9 +191,12 @@ def backprop_input(const floating[:, :, :, ::1] dy, const floating[::1] w, float
     """dx[n, ih, iw, c] = sum over m and over the outputs (oh, ow) whose tap (a, b) reads
     (ih, iw) of dy[n, oh, ow, c * M + m] * w[a, b, c, m]: one input row per task, gathered."""
     cdef ptrdiff_t kh, kw, sh, sw, dh, dw, pt, pl
-    kh, kw, sh, sw, dh, dw, pt, pl = geom
     cdef ptrdiff_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
     cdef ptrdiff_t OH = dy.shape[1], OW = dy.shape[2], CM = dy.shape[3]
+    check_buffers("backprop_input", geom, C, M, CM, w.shape[0], -1, n_threads)
+    kh, kw, sh, sw, dh, dw, pt, pl = geom
+    if dy.shape[0] != N:
+        raise ValueError(f"fastconv._depthwise.backprop_input: batch of {dy.shape[0]} gradients, {N} inputs")
     cdef fc_dw_axis ah = make_axis(H, OH, kh, 1, sh, pt, -dh)
     cdef fc_dw_axis aw = make_axis(W, OW, kw, 1, sw, pl, -dw)
     cdef fc_dw_kernels k = fc_select_dw()
@@ -232,10 +252,14 @@ def backprop_filter(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     into its own row of ``partials``, and the slices are then added in order into ``dw``.
     """
     cdef ptrdiff_t kh, kw, sh, sw, dh, dwl, pt, pl
-    kh, kw, sh, sw, dh, dwl, pt, pl = geom
     cdef ptrdiff_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef ptrdiff_t OH = dy.shape[1], OW = dy.shape[2], CM = dy.shape[3]
     cdef ptrdiff_t G = partials.shape[0], K = partials.shape[1]
+    check_buffers("backprop_filter", geom, C, M, CM, K, -1, n_threads)
+    kh, kw, sh, sw, dh, dwl, pt, pl = geom
+    if dy.shape[0] != N or dw.shape[0] != K or G < 1:
+        raise ValueError(f"fastconv._depthwise.backprop_filter: batch of {N} inputs and {dy.shape[0]} gradients, "
+                         f"a filter of {dw.shape[0]} values for partials of {K}, {G} slices")
     cdef fc_dw_axis ah = make_axis(OH, H, kh, sh, 1, -pt, dh)
     cdef fc_dw_axis aw = make_axis(OW, W, kw, sw, 1, -pl, dwl)
     cdef fc_dw_kernels k = fc_select_dw()

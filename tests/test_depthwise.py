@@ -294,3 +294,25 @@ X, W = np.ones((1, 5, 5, 2)), np.ones((3, 3, 2, 2))
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_kernels_check_their_buffers():
+    # The private kernels refuse buffers that disagree instead of reading or writing out of bounds.
+    from fastconv import _depthwise as kernels
+    x, y = np.ones((1, 5, 5, 3), np.float32), np.empty((1, 5, 5, 6), np.float32)
+    w, geom = np.ones(54, np.float32), (3, 3, 1, 1, 1, 1, 1, 1)
+    cases = [
+        (lambda: kernels.forward(x, w[:53], None, y, geom, 2, 0, 1), "a filter of 53 values"),
+        (lambda: kernels.forward(x, w, np.ones(5, np.float32), y, geom, 2, 0, 1), "a bias of 5"),
+        (lambda: kernels.forward(x, w, None, y, geom, 3, 0, 1), "depth multiplier 3 do not match 6"),
+        (lambda: kernels.forward(x, w, None, y, geom, 2, 0, 0), "must be positive"),
+        (lambda: kernels.forward(x, w, None, y, (3, 3, 0, 1, 1, 1, 1, 1), 2, 0, 1), "must be positive"),
+        (lambda: kernels.forward(x, w, None, y, geom[:7], 2, 0, 1), "geom must be"),
+        (lambda: kernels.forward(x, w, None, np.empty((2, 5, 5, 6), np.float32), geom, 2, 0, 1), "batch of 1 inputs"),
+        (lambda: kernels.backprop_input(np.ones((2, 5, 5, 6), np.float32), w, x.copy(), geom, 2, 1), "batch of 2"),
+        (lambda: kernels.backprop_filter(x, y, np.empty((1, 54), np.float32), np.empty(53, np.float32), geom, 2, 1),
+         "a filter of 53 values for partials of 54"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
