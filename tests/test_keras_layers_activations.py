@@ -177,7 +177,8 @@ def test_config_round_trip(layer):
     (lambda: L.LeakyReLU(None), "negative_slope=None"),
     (lambda: L.ELU("one"), "alpha must be a number. Received: alpha='one'"),
     (lambda: L.PReLU(shared_axes=[0]), r"shared_axes must be axes of the input after the batch axis"),
-    (lambda: L.PReLU(alpha_regularizer="l2"), "does not implement alpha_regularizer"),
+    (lambda: L.PReLU(alpha_regularizer="l3"), "Could not interpret regularizer"),
+    (lambda: L.PReLU(alpha_constraint="positive"), "Could not interpret constraint"),
     (lambda: L.PReLU(alpha_initializer="glorious"), "Could not interpret initializer"),
     (lambda: L.Softmax(axis=1.0), "axis must be an int or a tuple of ints"),
 ])

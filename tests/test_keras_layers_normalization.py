@@ -107,7 +107,8 @@ def test_rms_scaling_warns_as_keras():
 @pytest.mark.parametrize("make, message", [
     (lambda: L.LayerNormalization(axis="last"), "expected an int or a list/tuple of ints for the argument 'axis'"),
     (lambda: L.LayerNormalization(epsilon=0), "epsilon must be a positive number"),
-    (lambda: L.LayerNormalization(gamma_regularizer="l2"), "does not implement gamma_regularizer"),
+    (lambda: L.LayerNormalization(gamma_regularizer="l3"), "Could not interpret regularizer"),
+    (lambda: L.GroupNormalization(beta_constraint="positive"), "Could not interpret constraint"),
     (lambda: L.GroupNormalization(groups=0), "invalid value for argument `groups`.*Received: groups=0"),
     (lambda: L.GroupNormalization(axis=[1]), "axis must be an int"),
     (lambda: L.UnitNormalization(axis=1.5), "expected an int or a list/tuple of ints"),

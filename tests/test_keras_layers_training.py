@@ -1,11 +1,13 @@
 """The new layers inside a model trained by fit: a functional model that joins most of them
 (PReLU, GroupNormalization, ZeroPadding2D, Cropping2D, LeakyReLU, Concatenate, Conv2DTranspose
 with gelu, Multiply, UpSampling2D, LayerNormalization, GlobalMaxPooling2D, Softmax) gives
-Keras's parameter count, predictions, per-batch losses and final weights."""
+Keras's parameter count, predictions, per-batch losses and final weights; with regularizers and
+constraints on their weights, the same penalties, losses and weights."""
 import numpy as np
 
 from fastconv import keras as fk
 
+from _layer_parity import assert_same_config
 from test_keras_parity import keras  # noqa: F401 (the fixture)
 
 
@@ -23,6 +25,20 @@ def joined_model(K):
     m = K.layers.LayerNormalization()(m)
     m = K.layers.GlobalMaxPooling2D()(m)
     return K.Model(i, K.layers.Softmax()(K.layers.Dense(3)(m)))
+
+
+def regularized_model(K):
+    i = K.Input((6, 6, 2))
+    x = K.layers.Conv2DTranspose(3, 3, strides=2, padding="same", kernel_regularizer=K.regularizers.L2(0.05),
+                                 bias_regularizer="l1", activity_regularizer=K.regularizers.L2(0.01),
+                                 kernel_constraint=K.constraints.MaxNorm(0.1), activation="tanh")(i)
+    x = K.layers.PReLU(alpha_initializer=K.initializers.Constant(0.01), alpha_regularizer=K.regularizers.L2(0.1),
+                       alpha_constraint="non_neg", shared_axes=[1, 2])(x)
+    x = K.layers.GroupNormalization(3, gamma_regularizer=K.regularizers.L2(0.1), beta_constraint="max_norm")(x)
+    x = K.layers.LayerNormalization(beta_regularizer=K.regularizers.L1(0.1),
+                                    gamma_constraint=K.constraints.MinMaxNorm(0.5, 1.5))(x)
+    x = K.layers.GlobalAveragePooling2D()(x)
+    return K.Model(i, K.layers.Dense(2, activation="softmax")(x))
 
 
 def _copy_weights_by_layer(k_model, f_model):
@@ -48,3 +64,30 @@ def test_model_of_the_new_layers_trains_as_keras(keras):  # noqa: F811
     for k_layer in k_model.layers:
         for kw, fw in zip(k_layer.get_weights(), f_model.get_layer(k_layer.name).get_weights()):
             np.testing.assert_allclose(fw, kw, rtol=1e-4, atol=1e-4 * np.abs(kw).max(), err_msg=k_layer.name)
+
+
+def test_regularizers_and_constraints_of_the_new_layers_as_keras(keras):  # noqa: F811
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((32, 6, 6, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 32)
+    k_model, f_model = regularized_model(keras), regularized_model(fk)
+    _copy_weights_by_layer(k_model, f_model)
+    kernel = f_model.get_layer("conv2d_transpose").kernel
+    assert np.sqrt((kernel.value ** 2).sum(axis=0)).max() > 0.1     # MaxNorm(0.1) will bind
+    for name in ("conv2d_transpose", "p_re_lu", "group_normalization", "layer_normalization"):
+        assert_same_config(f_model.get_layer(name), k_model.get_layer(name))
+    k_model(x)
+    f_model.predict(x, verbose=0)
+    np.testing.assert_allclose(sum(f_model.losses), sum(float(v) for v in k_model.losses), rtol=1e-5)
+    # The MaxNorm and MinMaxNorm constraints bind from the first step.  (With larger steps the
+    # float32 rounding differences grow tenfold per step in this small model: chaos, not error.)
+    k_model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.SGD(0.1))
+    f_model.compile(loss="sparse_categorical_crossentropy", optimizer=fk.optimizers.SGD(0.1))
+    k_history = k_model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history
+    f_history = f_model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(f_history["loss"], k_history["loss"], rtol=1e-4)
+    for k_layer in k_model.layers:
+        for kw, fw in zip(k_layer.get_weights(), f_model.get_layer(k_layer.name).get_weights()):
+            np.testing.assert_allclose(fw, kw, rtol=1e-4, atol=1e-4 * np.abs(kw).max(), err_msg=k_layer.name)
+    assert np.sqrt((kernel.value ** 2).sum(axis=0)).max() <= 0.1 + 1e-6
+

@@ -6,8 +6,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from fastconv.keras import activations, initializers
-from fastconv.keras.layers._arguments import refuse_unsupported
+from fastconv.keras import activations, constraints, initializers, regularizers
 from fastconv.keras.layers._with_activation import WithActivation
 from fastconv.keras.layers.base import InputSpec, Layer
 
@@ -145,8 +144,9 @@ class PReLU(Layer):
     def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
         super().__init__(**kwargs)
-        refuse_unsupported(self, alpha_regularizer=alpha_regularizer, alpha_constraint=alpha_constraint)
         self.alpha_initializer = initializers.get(alpha_initializer)
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.alpha_constraint = constraints.get(alpha_constraint)
         if shared_axes is None:
             self.shared_axes = None
         else:
@@ -166,7 +166,8 @@ class PReLU(Layer):
         if None in shape:
             raise ValueError(f'PReLU "{self.name}": the axes that are not shared must have known sizes; received '
                              f"input shape {tuple(input_shape)} with shared_axes={self.shared_axes}")
-        self.alpha = self.add_weight(tuple(shape), self.alpha_initializer, "alpha")
+        self.alpha = self.add_weight(tuple(shape), self.alpha_initializer, "alpha", regularizer=self.alpha_regularizer,
+                                     constraint=self.alpha_constraint)
         self.input_spec = InputSpec(ndim=rank, axes={i: d for i, d in enumerate(input_shape) if i >= 1 and i not in shared})
         self._shared = tuple(sorted(shared))
         self.built = True
@@ -188,7 +189,8 @@ class PReLU(Layer):
 
     def get_config(self):
         return {**super().get_config(), "alpha_initializer": initializers.serialize(self.alpha_initializer),
-                "alpha_regularizer": None, "alpha_constraint": None, "shared_axes": self.shared_axes}
+                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
+                "alpha_constraint": constraints.serialize(self.alpha_constraint), "shared_axes": self.shared_axes}
 
 
 class SoftmaxCache(NamedTuple):

@@ -13,7 +13,6 @@ import fastconv
 from fastconv.keras import activations, constraints, initializers, regularizers
 from fastconv.keras.layers._arguments import (
     channel_axis,
-    refuse_unsupported,
     standardize_data_format,
     standardize_padding,
     standardize_tuple,
@@ -188,9 +187,11 @@ class Conv2DTranspose(WithActivation, Layer):
         if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"{owner}: invalid value for argument `filters`. Expected a strictly positive integer. "
                              f"Received filters={filters!r}")
-        refuse_unsupported(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                            bias_constraint=bias_constraint)
+        self._set_activity_regularizer(activity_regularizer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.filters = int(filters)
         self.kernel_size = standardize_tuple(kernel_size, 2, "kernel_size", owner)
         self.strides = standardize_tuple(strides, 2, "strides", owner)
@@ -232,8 +233,10 @@ class Conv2DTranspose(WithActivation, Layer):
         if channels is None:
             raise ValueError(f'Conv2DTranspose "{self.name}": the channel axis of the input must be known; '
                              f"received shape {tuple(input_shape)}")
-        self.kernel = self.add_weight((*self.kernel_size, self.filters, channels), self.kernel_initializer, "kernel")
-        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
+        self.kernel = self.add_weight((*self.kernel_size, self.filters, channels), self.kernel_initializer, "kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias", regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.input_spec = InputSpec(ndim=4, axes={axis: channels})
         self.built = True
 
@@ -273,6 +276,7 @@ class Conv2DTranspose(WithActivation, Layer):
         elif self._fused_relu:
             z = np.maximum(z, 0)
         if self._fused_relu:
+            self._record_activity(z)
             return z, ConvCache(x, z, None)
         y, logits = self._activate(z)
         return y, ConvCache(x, y, logits)
@@ -294,6 +298,8 @@ class Conv2DTranspose(WithActivation, Layer):
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                # Keras's keys; refuse_unsupported has checked that they are None.
-                "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-                "kernel_constraint": None, "bias_constraint": None}
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}

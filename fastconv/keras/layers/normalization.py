@@ -8,7 +8,6 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from fastconv.keras import constraints, initializers, regularizers
-from fastconv.keras.layers._arguments import refuse_unsupported
 from fastconv.keras.layers.base import InputSpec, Layer
 
 __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization", "UnitNormalization"]
@@ -179,8 +178,10 @@ class LayerNormalization(Layer):
                           "input by the variance, not the root mean square. To correctly use RMS Normalization, "
                           "please use `keras.layers.RMSNormalization` instead.", stacklevel=2)
         super().__init__(**kwargs)
-        refuse_unsupported(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         self.axis = _int_or_ints(self, axis)
         self.epsilon = _positive_epsilon(self, epsilon)
         self.center = bool(center)
@@ -200,9 +201,10 @@ class LayerNormalization(Layer):
                              f"received input shape {tuple(input_shape)}")
         # As Keras: after build, axis is the sorted list of the normalized axes.
         self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
-        self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma") if self.scale or self.rms_scaling else None
-        self.beta = self.add_weight(shape, self.beta_initializer, "beta") if self.center and not self.rms_scaling \
-            else None
+        self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma", regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint) if self.scale or self.rms_scaling else None
+        self.beta = self.add_weight(shape, self.beta_initializer, "beta", regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint) if self.center and not self.rms_scaling else None
         self._axes = tuple(axes)
         self._weight_axes = tuple(i for i in range(len(input_shape)) if i not in axes)
         self._broadcast = tuple(input_shape[i] if i in axes else 1 for i in range(len(input_shape)))
@@ -248,9 +250,10 @@ class LayerNormalization(Layer):
                 "scale": self.scale, "rms_scaling": self.rms_scaling,
                 "beta_initializer": initializers.serialize(self.beta_initializer),
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
-                # Keras's keys; refuse_unsupported has checked that they are None.
-                "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
-                "gamma_constraint": None}
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 def _positive_epsilon(layer, epsilon):
@@ -280,8 +283,10 @@ class GroupNormalization(Layer):
                              f"expected a positive integer (or `-1` for instance normalization). Received: groups={groups!r}")
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f'GroupNormalization "{self.name}": axis must be an int. Received: axis={axis!r}')
-        refuse_unsupported(self, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         self.groups = int(groups)
         self.axis = int(axis)
         self.epsilon = _positive_epsilon(self, epsilon)
@@ -308,8 +313,10 @@ class GroupNormalization(Layer):
         if dim % self.groups:
             raise ValueError(f'GroupNormalization "{self.name}": number of groups ({self.groups}) must divide the '
                              f"number of channels ({dim}).")
-        self.gamma = self.add_weight((dim,), self.gamma_initializer, "gamma") if self.scale else None
-        self.beta = self.add_weight((dim,), self.beta_initializer, "beta") if self.center else None
+        self.gamma = self.add_weight((dim,), self.gamma_initializer, "gamma", regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight((dim,), self.beta_initializer, "beta", regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint) if self.center else None
         self._channel_axis = axis
         # In the grouped shape, axis -> (groups, dim // groups): statistics over every axis but
         # the batch and the group; the weights broadcast over every axis but those two.
@@ -358,9 +365,10 @@ class GroupNormalization(Layer):
                 "center": self.center, "scale": self.scale,
                 "beta_initializer": initializers.serialize(self.beta_initializer),
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
-                # Keras's keys; refuse_unsupported has checked that they are None.
-                "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
-                "gamma_constraint": None}
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 class UnitNormalizationCache(NamedTuple):
