@@ -187,7 +187,8 @@ def test_learning_rate_is_readable_and_assignable_as_in_keras(tf):
     # Keras gives a variable there: numpy() and assign() work too.
     k_opt.learning_rate.assign(0.25)
     f_opt.learning_rate.assign(0.25)
-    assert f_opt.learning_rate.numpy() == k_opt.learning_rate.numpy() and f_opt.learning_rate.numpy().dtype == np.float32
+    assert f_opt.learning_rate.numpy() == k_opt.learning_rate.numpy()
+    assert f_opt.learning_rate.numpy().dtype == np.float32
     with pytest.raises(ValueError, match="learning_rate"):
         f_opt.learning_rate = "fast"
     opt = optimizers.SGD(lambda: 0.25)  # a callable without arguments, as Keras allows
@@ -231,6 +232,11 @@ def test_unsupported_and_bad_arguments_are_refused():
         optimizers.get("adamw2")
     with pytest.raises(ValueError, match="must already be built"):
         optimizers.SGD().apply([np.ones(2)])
+    v = Variable(np.zeros(2, np.float32), "w")
+    with pytest.raises(ValueError, match="No gradients provided for any variable"):
+        optimizers.SGD().apply([None], [v])
+    with pytest.warns(UserWarning, match=r"Gradients do not exist for variables \['u'\]"):
+        optimizers.SGD().apply([np.ones(2), None], [v, Variable(np.zeros(1, np.float32), "u")])
     with pytest.raises(ValueError, match="decay_steps` must be > 0"):
         schedules.CosineDecay(0.1, 0)
     with pytest.raises(ValueError, match="boundaries should be 1 less"):

@@ -244,9 +244,9 @@ class MonitorCallback(Callback):
             if metric.name == name and hasattr(metric, "_direction"):
                 self._sign = 1 if metric._direction == "up" else -1
                 return
-        raise ValueError(f"{type(self).__name__} callback received monitor={self.monitor}, but cannot tell whether that "
-                         "metric should be maximized or minimized. Pass `mode='max'` in order to monitor based on the "
-                         "highest metric value, or pass `mode='min'` in order to use the lowest value.")
+        raise ValueError(f"{type(self).__name__} callback received monitor={self.monitor}, but cannot tell whether "
+                         "that metric should be maximized or minimized. Pass `mode='max'` in order to monitor based on "
+                         "the highest metric value, or pass `mode='min'` in order to use the lowest value.")
 
     def _is_improvement(self, value, reference):
         if reference is None:

@@ -94,7 +94,8 @@ class Optimizer:
         if use_ema:
             if not 0 <= ema_momentum <= 1:
                 raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
-            if ema_overwrite_frequency and (not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+            frequency = ema_overwrite_frequency
+            if frequency and (not isinstance(frequency, int) or frequency < 1):
                 raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. Received: "
                                  f"ema_overwrite_frequency={ema_overwrite_frequency}")
         if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
@@ -281,6 +282,10 @@ class Optimizer:
             if grads:
                 raise ValueError("No gradients provided for any variable.")
             return
+        if len(pairs) < len(grads):
+            missing = [v.path for g, v in zip(grads, trainable_variables) if g is None]
+            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss. If using "
+                          "`model.compile()`, did you forget to provide a `loss` argument?", stacklevel=2)
         grads = [np.asarray(g, dtype=v.value.dtype) for g, v in pairs]
         variables = [v for _, v in pairs]
         states = [self._state(v) for v in variables]
