@@ -248,7 +248,8 @@ def _tf_keras_2_h5(path, model, sequential):
             entry("Flatten", flat_config, "batch_normalization"), entry("Dense", dense_config, "flatten")],
             "input_layers": [["input_1", 0, 0]], "output_layers": [["dense", 0, 0]]}}
         layer_names = ["input_1", "conv2d", "batch_normalization", "flatten", "dense"]
-    training = {"loss": "sparse_categorical_crossentropy", "metrics": [["accuracy"]], "weighted_metrics": None, "loss_weights": None,
+    training = {"loss": "sparse_categorical_crossentropy", "metrics": [["accuracy"]], "weighted_metrics": None,
+                "loss_weights": None,
                 "optimizer_config": {"class_name": "Adam", "config": {
                     "name": "Adam", "learning_rate": 0.002, "decay": 0.0, "beta_1": 0.9, "beta_2": 0.999,
                     "epsilon": 1e-07, "amsgrad": False}}}
@@ -298,7 +299,7 @@ def _applications_weights(path, source):
     tf_kernels.h5): root attributes layer_names / backend / keras_version, weightless layers
     listed too, names of the original model (not ours), ``:0`` weight names."""
     names = ["input_1", "conv1_pad", "conv1", "bn_conv1", "max_pool", "avg_pool", "fc1000"]
-    with_weights = dict(zip(["conv1", "bn_conv1", "fc1000"], [l for l in source.layers if l.weights]))
+    with_weights = dict(zip(["conv1", "bn_conv1", "fc1000"], [layer for layer in source.layers if layer.weights]))
     with h5py.File(path, "w") as f:
         f.attrs["layer_names"] = [n.encode() for n in names]
         f.attrs["backend"] = b"tensorflow"

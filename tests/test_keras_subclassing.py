@@ -372,3 +372,40 @@ def test_layers_created_inside_call_are_refused():
 
     with pytest.raises(ValueError, match="does not hold as an attribute"):
         Lazy().build((None, 3))
+
+
+def test_several_inputs_train_as_the_functional_twin():
+    class Gate(L.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.proj = L.Dense(4)
+
+        def call(self, inputs):
+            x, y = inputs
+            return self.proj(x) * ops.sigmoid(y)
+
+    class TwoInputs(fk.Model):
+        def __init__(self):
+            super().__init__()
+            self.left, self.gate, self.out = L.Dense(4), Gate(), L.Dense(1)
+
+        def call(self, inputs):
+            a, b = inputs
+            return self.out(ops.concatenate([self.left(a), self.gate([a, b])], axis=-1))
+
+    i, j = fk.Input((3,)), fk.Input((4,))
+    twin_layers = (L.Dense(4), L.Dense(4), L.Dense(1))
+    joined = ops.concatenate([twin_layers[0](i), twin_layers[1](i) * ops.sigmoid(j)], axis=-1)
+    twin = fk.Model([i, j], twin_layers[2](joined))
+    rng = np.random.default_rng(3)
+    xa, xb = rng.standard_normal((16, 3)).astype(np.float32), rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.standard_normal((16, 1)).astype(np.float32)
+    model = TwoInputs()
+    for m in (model, twin):
+        m.compile(fk.optimizers.SGD(0.1), "mse")
+    model.train_on_batch([xa, xb], y)          # built from the first data: two inputs
+    model.set_weights(twin.get_weights())
+    assert model.inputs[1].shape == (None, 4)
+    assert model.train_on_batch([xa, xb], y) == pytest.approx(twin.train_on_batch([xa, xb], y), rel=1e-6)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -219,6 +219,34 @@ class Model(Trainer, Layer):
             self._note_first_batch(list(inputs) if isinstance(inputs, (list, tuple)) else [inputs])
         return super().__call__(inputs, *args, training=training, mask=mask, **kwargs)
 
+    # A subclassed model learns the structure of its inputs (one array or a list) from the first
+    # data it is given, as Keras builds it there.
+    def _build_from_data(self, x):
+        if self._subclassed and self._graph is None and isinstance(x, (list, tuple)) and len(x) > 1 and all(
+                hasattr(a, "shape") for a in x):
+            self._list_inputs = True
+            self.build([(None,) + tuple(a.shape)[1:] for a in x])
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._build_from_data(x)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._build_from_data(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._build_from_data(x)
+        return super().predict(x, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        self._build_from_data(x)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        self._build_from_data(x)
+        return super().test_on_batch(x, y, *args, **kwargs)
+
     def _note_first_batch(self, arrays):
         """Keep the shapes of the first batch a subclassed model computes on: Keras's summary
         shows its layers' output shapes for that batch (they are built on it)."""

@@ -40,8 +40,8 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     legacy = filepath.endswith((".h5", ".hdf5"))
     unknown = sorted(set(kwargs) - ({"include_optimizer"} if legacy else set()))
     if unknown:
-        raise ValueError(f"The following argument(s) are not supported{' with the native Keras format' * (not legacy)}: "
-                         f"{unknown}")
+        where = "" if legacy else " with the native Keras format"
+        raise ValueError(f"The following argument(s) are not supported{where}: {unknown}")
     check_overwrite(filepath, overwrite)
     if filepath.endswith(".keras"):
         keras_format.save_model(model, filepath)

@@ -215,11 +215,12 @@ def layer_to_keras(layer, legacy=False, model_nodes=None):
 
 def _model_config_to_keras(model, legacy):
     from fastconv.keras import backend, models
+    from fastconv.keras.layers.core import InputLayer
 
     if isinstance(model, models.Sequential) and not model.inputs:
         # Not built yet (no input shape): its layers alone, as Keras writes such a Sequential.
         return {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy(backend.floatx()),
-                "layers": [layer_to_keras(l, legacy) for l in model.layers]}
+                "layers": [layer_to_keras(layer, legacy) for layer in model.layers]}
     if not model.built or not model.inputs:
         raise ValueError(f'Model "{model.name}" is not built yet (it has no input shape): call it on data or give '
                          "its first layer an input_shape before saving")
@@ -228,7 +229,7 @@ def _model_config_to_keras(model, legacy):
         layers = [input_layer] + model.layers
         nodes = {id(n) for n in model._graph_for(model.input_shape).all_nodes}
         return {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy(backend.floatx()),
-                "layers": [layer_to_keras(l, legacy, nodes) for l in layers],
+                "layers": [layer_to_keras(layer, legacy, nodes) for layer in layers],
                 "build_input_shape": list(model.inputs[0].shape)}
     graph = model._graph
     nodes = graph.all_nodes
@@ -253,7 +254,6 @@ def _model_config_to_keras(model, legacy):
         entry = layer_to_keras(layer, legacy, node_ids)
         entry["name"] = layer.name
         inbound = []
-        from fastconv.keras.layers.core import InputLayer
         if not isinstance(layer, InputLayer):
             for node in layer._inbound_nodes:
                 if id(node) in node_ids:
@@ -266,8 +266,9 @@ def _model_config_to_keras(model, legacy):
         out = [history(t) for t in tensors]
         return out if (nested or len(out) > 1) else out[0]
 
+    nested = getattr(model, "_nested_outputs", False)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
-            "input_layers": refs(model.inputs, False), "output_layers": refs(model.outputs, model._nested_outputs)}
+            "input_layers": refs(model.inputs, False), "output_layers": refs(model.outputs, nested)}
 
 
 # ------------------------------------------------------------------------- layers, from Keras
@@ -582,7 +583,8 @@ def compile_to_keras(model, legacy=False):
     if not getattr(model, "compiled", False):
         return None
     weighted = getattr(model, "_weighted_metric_identifiers", None) or None
-    config = {"loss": _each(model.loss, _loss_to_keras), "loss_weights": _jsonable(getattr(model, "loss_weights", None)),
+    config = {"loss": _each(model.loss, _loss_to_keras),
+              "loss_weights": _jsonable(getattr(model, "loss_weights", None)),
               "metrics": _each(model._metric_identifiers, _metric_to_keras),
               "weighted_metrics": _each(weighted, _metric_to_keras),
               "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}

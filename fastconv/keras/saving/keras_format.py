@@ -40,6 +40,7 @@ MAX_METADATA_BYTES = 1 << 20
 # plus this allowance (weights are stored uncompressed by Keras; see load_model).
 BUDGET_FACTOR, BUDGET_ALLOWANCE = 4, 64 << 20
 
+
 # ------------------------------------------------------------------------- the weight layout
 def keras_variable_order(layer):
     """A layer's own variables (not those of the layers it holds) as Keras stores them:
