@@ -338,18 +338,21 @@ def _resize_with_pad(image, target, interpolation):
 
 # -- the dataset of image files -------------------------------------------------------------------
 
-_POOL = None
+_POOL = None  # (threads, executor)
 _POOL_LOCK = threading.Lock()
 
 
 def _decode_pool():
-    """One thread pool shared by every image dataset (Pillow and NumPy release the GIL)."""
+    """``(threads, executor)``: one thread pool shared by every image dataset (the decoders and
+    the kernels release the GIL), of ``fastconv.get_num_threads()`` threads."""
     global _POOL
     from fastconv._threads import get_num_threads
     workers = get_num_threads()
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers != workers:
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastconv-decode")
+        if _POOL is None or _POOL[0] != workers:
+            if _POOL is not None:
+                _POOL[1].shutdown(wait=False)  # its threads end once their current work is done
+            _POOL = (workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastconv-decode"))
         return _POOL
 
 
@@ -414,9 +417,9 @@ class ImageFilesDataset(Dataset):
     def _gather(self, indices, key, where):
         indices = np.asarray(indices, dtype=np.intp)
         images = np.empty((len(indices),) + self._shape(), dtype=self.dtype)
-        pool = _decode_pool()
+        workers, pool = _decode_pool()
         # Two chunks per thread: a thread that finishes early takes another chunk.
-        step = max(1, -(-len(indices) // (2 * pool._max_workers)))
+        step = max(1, -(-len(indices) // (2 * workers)))
         chunks = [range(lo, min(lo + step, len(indices))) for lo in range(0, len(indices), step)]
 
         def load_chunk(chunk):
@@ -430,7 +433,7 @@ class ImageFilesDataset(Dataset):
 
 def _check_files(paths, labels):
     """The files that look whole (see _broken), their labels, and a warning listing the others."""
-    pool = _decode_pool()
+    _, pool = _decode_pool()
     chunks = [paths[lo:lo + 256] for lo in range(0, len(paths), 256)]
     problems = [p for chunk in pool.map(lambda chunk: [_broken(path) for path in chunk], chunks) for p in chunk]
     bad = [i for i, p in enumerate(problems) if p is not None]
