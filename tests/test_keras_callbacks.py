@@ -170,6 +170,32 @@ def test_progress_bar_prints_epochs_only_when_there_are_several(capsys):
     assert [line for line in lines if line.startswith("Epoch")] == ["Epoch 1/2", "Epoch 2/2"] and len(lines) == 4
 
 
+def test_swap_ema_weights_matches_keras(tf):
+    import keras
+    x, y = _data(40)
+    kernel = np.array([[0.3], [-0.2], [0.1], [0.4]], np.float32)
+    results = []
+    for K in (keras, fk):
+        runs = []
+        for callbacks in ([], [K.callbacks.SwapEMAWeights(swap_on_epoch=True)]):
+            model = K.Sequential([K.layers.Input((4,)), K.layers.Dense(1, activation="sigmoid")])
+            model.set_weights([kernel, np.zeros(1, np.float32)])
+            model.compile(loss="binary_crossentropy", optimizer=K.optimizers.Adam(0.05, use_ema=True, ema_momentum=0.8))
+            history = model.fit(x, y, batch_size=8, epochs=3, validation_split=0.25, shuffle=False, verbose=0,
+                                callbacks=callbacks)
+            runs.append((history.history["val_loss"], model.get_weights()))
+        results.append(runs)
+    for (k_val, k_weights), (f_val, f_weights) in zip(*results):
+        np.testing.assert_allclose(f_val, k_val, rtol=1e-5)
+        for kw, fw in zip(k_weights, f_weights):
+            np.testing.assert_allclose(fw, kw, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(results[1][0][0], results[1][1][0], rtol=1e-3)  # the averages validate otherwise
+    with pytest.raises(ValueError, match="use_ema=True"):
+        model = fk.Sequential([fk.layers.Input((4,)), fk.layers.Dense(1)])
+        model.compile(loss="mse", optimizer="adam")
+        model.fit(x, y, epochs=1, verbose=0, validation_split=0.5, callbacks=[C.SwapEMAWeights()])
+
+
 # ----------------------------------------------------------------------------------- TensorBoard
 def _scalars(folder, tf):
     """{tag: [(step, value)]} of a folder's event files, as TensorBoard's loader reads them

@@ -598,6 +598,56 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = _current_learning_rate(self.model.optimizer)
 
 
+class SwapEMAWeights(Callback):
+    """With an optimizer made with ``use_ema=True``: validation, ``evaluate`` and ``predict``
+    run on the moving averages of the weights (swapped in, then back).  ``swap_on_epoch=True``
+    also keeps the averages in the model from each epoch's end to the next epoch's start, so
+    that the callbacks after this one (ModelCheckpoint...) see them.
+
+    As Keras's, except that ``predict`` swaps the training weights back at its end (Keras 3.15
+    leaves the averages in the model after a ``predict``)."""
+
+    def __init__(self, swap_on_epoch=False):
+        super().__init__()
+        self.swap_on_epoch = swap_on_epoch
+        self._ema_weights_in_model = False
+
+    def _optimizer(self):
+        optimizer = self.model.optimizer
+        if not getattr(optimizer, "use_ema", False):
+            raise ValueError("SwapEMAWeights must be used when `use_ema=True` is set on the optimizer. Received: "
+                             f"use_ema={getattr(optimizer, 'use_ema', None)}")
+        return optimizer
+
+    def _swap_in(self, averages):
+        if averages != self._ema_weights_in_model:
+            self._optimizer()._swap_with_averages()
+            self._ema_weights_in_model = averages
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.swap_on_epoch:
+            self._swap_in(False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_on_epoch and not self._ema_weights_in_model:
+            self._swap_in(True)
+            if epoch == self.params.get("epochs", 0) - 1:
+                # fit ends by copying the averages into the weights: they must be the averages still.
+                self._optimizer()._set_averages_to_weights()
+
+    def on_test_begin(self, logs=None):
+        self._swap_in(True)
+
+    def on_test_end(self, logs=None):
+        self._swap_in(False)
+
+    def on_predict_begin(self, logs=None):
+        self._swap_in(True)
+
+    def on_predict_end(self, logs=None):
+        self._swap_in(False)
+
+
 # ----------------------------------------------------------------------------------- TensorBoard
 def _summary_writer_class():
     try:

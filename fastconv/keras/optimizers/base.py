@@ -377,6 +377,18 @@ class Optimizer:
             if id(v) in self._slots:
                 v.value[...] = self._slots[id(v)]["average"]
 
+    def _swap_with_averages(self):
+        """Exchange each weight with its moving average (SwapEMAWeights)."""
+        for v in self._variables:
+            average = self._slots[id(v)]["average"]
+            weights = v.value.copy()
+            v.value[...] = average
+            average[...] = weights
+
+    def _set_averages_to_weights(self):
+        for v in self._variables:
+            self._slots[id(v)]["average"][...] = v.value
+
     def finalize_variable_values(self, var_list):
         """End of training: with ``use_ema`` the weights take their moving averages (``fit``
         calls it after the last epoch)."""
