@@ -359,6 +359,19 @@ def test_backup_and_restore_state_and_refusals(tmp_path):
         model.fit(x, y, epochs=2, verbose=0,
                   callbacks=[callback, C.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))])
     assert seen == [1]
+    # Ctrl-C: fit runs on_train_end and raises; the backup stays for the next run to resume.
+    def interrupt(epoch, logs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    stopping = C.BackupAndRestore(tmp_path / "c")
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=4, verbose=0, callbacks=[stopping, C.LambdaCallback(on_epoch_end=interrupt)])
+    assert os.listdir(tmp_path / "c") == ["latest.backup.npz"]
+    seen.clear()
+    model.fit(x, y, epochs=4, verbose=0,
+              callbacks=[stopping, C.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))])
+    assert seen == [2, 3] and not (tmp_path / "c").exists()
     other = fk.Sequential([fk.layers.Input((4,)), fk.layers.Dense(1)])
     other.compile(loss="mse", optimizer="sgd")
     with pytest.raises(ValueError, match="made with the optimizer Adam"):
