@@ -319,7 +319,7 @@ def test_built_layer_refuses_other_channel_counts():
     (lambda: L.Conv2D(3, 3, padding="full"), 'padding.*"valid" or "same"'),
     (lambda: L.Conv2D(3, (3, 3, 3)), "kernel_size.*tuple of 2 integers"),
     (lambda: L.Conv2D(3, 3, strides=2, dilation_rate=2), "strides > 1 not supported in conjunction with dilation"),
-    (lambda: L.Dense(3, kernel_regularizer="l2"), "does not implement kernel_regularizer"),
+    (lambda: L.Dense(3, kernel_regularizer=lambda w: 0.0), "a regularizer must be a fastconv.keras.regularizers"),
     (lambda: L.Dense(0), "units must be a positive integer"),
     (lambda: L.Dropout(1.5), r"rate must be a number in \[0, 1\)"),
     (lambda: L.Dense(3, kernel_initializer="glorious"), "Could not interpret initializer"),
