@@ -140,6 +140,23 @@ def test_batches_equal_keras(tf, request, which, kw):
     assert n == len(ours)
 
 
+def test_explicit_labels_as_keras(tf, png_folder):
+    import keras
+
+    labels = [3, 1, 1, 0, 3, 3, 0, 1, 1, 3, 0, 0]  # one per file, in os.walk order
+    for kw in (dict(shuffle=False), dict(seed=4, validation_split=0.25, subset="validation")):
+        args = dict(labels=labels, label_mode="categorical", image_size=(5, 5), batch_size=4, verbose=False, **kw)
+        ours = image_dataset_from_directory(png_folder, **args)
+        theirs = keras.utils.image_dataset_from_directory(png_folder, **args)
+        assert ours.class_names == theirs.class_names == ["0", "1", "3"] and ours.file_paths == theirs.file_paths
+        if kw.get("shuffle") is False:
+            for (x, y), (kx, ky) in zip(ours, theirs):
+                assert np.array_equal(y, ky.numpy()) and np.array_equal(x, kx.numpy())
+        else:
+            assert sorted(map(tuple, collect(ours)[1])) == sorted(
+                map(tuple, np.concatenate([ky.numpy() for _, ky in theirs])))
+
+
 def test_jpeg_within_a_few_levels_of_keras(tf, tmp_path):
     import keras
 
