@@ -38,6 +38,11 @@ def _batch_size(layer, input_shapes):
     return sizes.pop() if sizes else None
 
 
+class MergeCache(NamedTuple):
+    merge: object   # what the layer's own gradient needs (the inputs of Multiply, the winners of Maximum...)
+    shapes: list    # the inputs' shapes, to sum the gradients back over broadcast axes
+
+
 class _ElementwiseMerge(Layer):
     """An element-wise merge of a list of inputs (Keras's ``Merge``); subclasses define
     ``_merge(inputs) -> (output, cache)`` and ``_merge_grads(cache, grad) -> [grad per input]``
@@ -73,15 +78,14 @@ class _ElementwiseMerge(Layer):
         return self._merge(self._same_rank(inputs))[0]
 
     def forward(self, inputs, training=False):
-        y, cache = self._merge(self._same_rank(inputs))
-        return y, (cache, [x.shape for x in inputs])
+        y, merge = self._merge(self._same_rank(inputs))
+        return y, MergeCache(merge, [x.shape for x in inputs])
 
     def backward(self, cache, grad, need_input_grad=True):
-        merge_cache, shapes = cache
-        grads = self._merge_grads(merge_cache, grad)
+        grads = self._merge_grads(cache.merge, grad)
         # Each gradient summed over its stretched axes, then back to the input's own rank.
         return [_unbroadcast(g, s[:1] + (1,) * (grad.ndim - len(s)) + s[1:]).reshape(s)
-                for g, s in zip(grads, shapes)], {}
+                for g, s in zip(grads, cache.shapes)], {}
 
 
 class Add(_ElementwiseMerge):
