@@ -629,3 +629,15 @@ def test_json_is_keras_json_both_ways(tf):
     again = fk.models.model_from_json(keras_model.to_json())
     assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
     assert fk.models.model_from_json(fk.Sequential([L.Dense(2)]).to_json()).layers[0].units == 2
+
+
+def test_learning_rate_schedule_goes_across(tf, tmp_path):
+    schedule = fk.optimizers.schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
+    model = _small_cnn()
+    model.compile(optimizer=fk.optimizers.SGD(schedule, momentum=0.5), loss="mse")
+    x = _images(size=10)
+    model.fit(x, np.zeros((len(x), 5), np.float32), epochs=3, batch_size=3, verbose=0)
+    model.save(tmp_path / "m.keras")
+    for loaded in (fk.models.load_model(tmp_path / "m.keras"), _quiet_keras_load(tf, tmp_path / "m.keras")):
+        assert int(loaded.optimizer.iterations) == 6
+        assert float(loaded.optimizer.learning_rate) == pytest.approx(model.optimizer.learning_rate)

@@ -606,17 +606,12 @@ def _object_from_keras(ctx, value, module, what):
         cls = type(module.get(class_name))
     except ValueError as exc:
         raise ctx.error(f"{what}: {exc}") from None
-    config = {k: v for k, v in config.items() if not (module is optimizers and k in _KERAS_ONLY_DEFAULTS
-                                                       and v == _KERAS_ONLY_DEFAULTS[k])}
     if module is losses and config.get("reduction") == "auto":
-        config["reduction"] = "sum_over_batch_size"   # tf.keras 2's "auto" is that
-    if module is optimizers:
-        config = {k: v for k, v in config.items() if k not in _KERAS_ONLY_ANY}
-        if isinstance(config.get("learning_rate"), dict):
-            raise ctx.error(f"{what}: learning-rate schedules are not implemented in fastconv.keras")
-    else:
-        config = _keep_known(ctx, cls, config, what)
+        config = {**config, "reduction": "sum_over_batch_size"}   # tf.keras 2's "auto" is that
+    config = _keep_known(ctx, cls, {k: v for k, v in config.items() if k not in _KERAS_ONLY_ANY}, what)
     try:
+        if "custom_objects" in inspect.signature(cls.from_config).parameters:
+            return cls.from_config(config, custom_objects=ctx.custom_objects)   # a schedule may be one's own
         return cls.from_config(config)
     except CONFIG_ERRORS as exc:
         raise ctx.error(f"{what}: {exc}") from None
