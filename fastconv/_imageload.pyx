@@ -1,8 +1,9 @@
 """The kernels of image_dataset_from_directory: PNG chunk parsing and row unfiltering, and a
 bilinear resize with the arithmetic of ``tf.image.resize``.
 
-Private module: fastconv/keras/image_dataset.py inflates the image data (zlib), computes the resize taps (TensorFlow's ``compute_interpolation_weights`` with half-pixel
-centres, in float32), checks the shapes and allocates the outputs; bounds checks are off here
+Private module: fastconv/keras/image_dataset.py inflates the image data (zlib), computes the
+resize taps (TensorFlow's ``compute_interpolation_weights`` with half-pixel centres, in
+float32), checks the shapes and allocates the outputs; bounds checks are off here
 because of that (a FASTCONV_DEBUG=1 build turns them on).  One image is small work: each loop
 runs in the calling thread with the GIL released, and image datasets decode and resize several
 images at once on their own threads.

@@ -25,4 +25,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastconv.data' has no attribute {name!r}")
 
 
-__all__ = ["AUTOTUNE", "Dataset", "INFINITE_CARDINALITY", "UNKNOWN_CARDINALITY", "experimental"]
+__all__ = ["AUTOTUNE", "Dataset", "INFINITE_CARDINALITY", "UNKNOWN_CARDINALITY", "experimental"]  # noqa: F822 (lazy)

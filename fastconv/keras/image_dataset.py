@@ -465,7 +465,8 @@ def _check_arguments(labels, label_mode, class_names, color_mode, batch_size, im
         raise ValueError(f'`label_mode` argument must be one of "int", "categorical", "binary", or None. '
                          f"Received: label_mode={label_mode}")
     if color_mode not in _CHANNELS:
-        raise ValueError(f'`color_mode` must be one of {{"rgb", "rgba", "grayscale"}}. Received: color_mode={color_mode}')
+        raise ValueError(f'`color_mode` must be one of {{"rgb", "rgba", "grayscale"}}. '
+                         f"Received: color_mode={color_mode}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or batch_size < 1):
         raise ValueError(f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size!r}")
@@ -473,7 +474,8 @@ def _check_arguments(labels, label_mode, class_names, color_mode, batch_size, im
         image_size = (image_size, image_size)
     if not isinstance(image_size, (list, tuple)) or len(image_size) != 2 or not all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in image_size):
-        raise ValueError(f"Invalid `image_size` value. Expected a tuple of 2 integers. Received: image_size={image_size}")
+        raise ValueError(f"Invalid `image_size` value. Expected a tuple of 2 integers. "
+                         f"Received: image_size={image_size}")
     interpolation = str(interpolation).lower()
     if interpolation not in KERAS_INTERPOLATIONS:
         raise ValueError(f"Argument `interpolation` should be one of {KERAS_INTERPOLATIONS}. "
