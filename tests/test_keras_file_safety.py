@@ -199,6 +199,23 @@ def test_links_out_of_the_file_are_refused(tmp_path):
     _refused(tmp_path / "w.weights.h5", "layers/dense/vars/0: is a SoftLink", load=_model().load_weights)
 
 
+def test_only_lossless_built_in_hdf5_filters(tmp_path):
+    model = _model()
+    model.save_weights(tmp_path / "w.weights.h5")
+    kernel = model.get_layer("dense").kernel.numpy()
+    with h5py.File(tmp_path / "w.weights.h5", "a") as f:
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", data=kernel, compression="gzip", shuffle=True)
+    other = _model()
+    other.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(other.get_layer("dense").kernel.numpy(), kernel)
+    with h5py.File(tmp_path / "w.weights.h5", "a") as f:
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", data=kernel, chunks=kernel.shape, scaleoffset=2)
+    _refused(tmp_path / "w.weights.h5", r"layers/dense/vars/0: is stored through HDF5 filter\(s\) \[6\]",
+             load=other.load_weights)
+
+
 @pytest.mark.parametrize("index, value, match", [
     (0, np.array(-1, np.int64), "the optimizer's iteration count is -1"),
     (0, np.array(1.5, np.float32), "holds dtype float32; an array of kind 'iu' is expected"),

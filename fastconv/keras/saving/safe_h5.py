@@ -16,6 +16,8 @@ import numpy as np
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MAX_ATTRIBUTE_BYTES = 64 << 20
+# HDF5's filter ids for deflate (gzip), shuffle and fletcher32, and h5py's built-in lzf.
+_LOSSLESS_FILTERS = (1, 2, 3, 32000)
 
 
 def h5py():
@@ -108,6 +110,16 @@ class SafeH5:
             raise self.error(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
         if external or virtual:
             raise self.error(path, "is stored outside the file (external or virtual dataset); refused")
+        try:
+            plist = node.id.get_create_plist()
+            filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        except self._errors as exc:
+            raise self.error(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
+        unknown = [f for f in filters if f not in _LOSSLESS_FILTERS]
+        if unknown:
+            # Other filters are lossy (scale-offset, n-bit) or plugins that HDF5 would load from disk.
+            raise self.error(path, f"is stored through HDF5 filter(s) {unknown}; only deflate, shuffle, fletcher32 "
+                                   "and lzf are read")
         if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
             expected = "a float array" if kinds == "f" else f"an array of kind {kinds!r}"
             raise self.error(path, f"holds dtype {dtype}; {expected} is expected")
