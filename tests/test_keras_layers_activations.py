@@ -15,9 +15,10 @@ from test_keras_layers import check_gradients
 
 NAMES = ["linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax", "elu", "selu", "softplus",
          "softsign", "exponential", "leaky_relu", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish",
-         "gelu", "mish"]
+         "gelu", "mish", "celu", "hard_tanh", "log_sigmoid", "soft_shrink", "hard_shrink", "tanh_shrink", "squareplus",
+         "sparse_plus", "sparse_sigmoid"]
 # The kinks where a derivative jumps: the test inputs keep clear of them.
-KINKS = (0.0, -3.0, 3.0, 6.0)
+KINKS = (0.0, -3.0, 3.0, 6.0, -1.0, 1.0, -0.5, 0.5)
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def test_activation_layer_gradients(name):
     check_gradients(layer, x)
 
 
-@pytest.mark.parametrize("name", ["silu", "gelu", "hard_silu", "mish", "selu", "softplus"])
+@pytest.mark.parametrize("name", ["silu", "gelu", "hard_silu", "mish", "selu", "softplus", "tanh_shrink",
+                                  "squareplus"])
 def test_dense_with_activation_gradients(name):
     # Through WithActivation: silu, gelu, hard_silu and mish keep their pre-activation.
     rng = np.random.default_rng(3)
@@ -78,6 +80,8 @@ def test_activation_layer_matches_keras(tf, keras, name):
     lambda A, x: A.gelu(x, approximate=True), lambda A, x: A.leaky_relu(x, negative_slope=0.1),
     lambda A, x: A.elu(x, alpha=0.5), lambda A, x: A.softmax(x, axis=1), lambda A, x: A.log_softmax(x, axis=0),
     lambda A, x: A.relu(x, max_value=1.5), lambda A, x: A.relu(x, negative_slope=0.1, threshold=0.5),
+    lambda A, x: A.celu(x, alpha=0.5), lambda A, x: A.soft_shrink(x, threshold=0.3),
+    lambda A, x: A.hard_shrink(x, threshold=0.3), lambda A, x: A.squareplus(x, b=2),
 ])
 def test_function_arguments_match_keras(keras, call):
     x = _away_from_kinks((3, 4), 5).astype(np.float32)
@@ -86,8 +90,9 @@ def test_function_arguments_match_keras(keras, call):
 
 
 def test_ties_and_kinks_take_tensorflows_derivative(tf, keras):
-    x = np.array([[-3.0, 0.0, 3.0, 6.0, -1.0, 2.0]], dtype=np.float32)
-    for name in ("relu", "relu6", "hard_sigmoid", "hard_silu", "leaky_relu", "elu"):
+    x = np.array([[-3.0, 0.0, 3.0, 6.0, -1.0, 2.0, 1.0, 0.5, -0.5]], dtype=np.float32)
+    for name in ("relu", "relu6", "hard_sigmoid", "hard_silu", "leaky_relu", "elu", "celu", "hard_tanh", "soft_shrink",
+                 "hard_shrink", "sparse_plus", "sparse_sigmoid"):
         backend.clear_session()
         keras.backend.clear_session(free_memory=False)
         assert_matches_keras(tf, L.Activation(name), keras.layers.Activation(name), x)

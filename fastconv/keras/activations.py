@@ -4,8 +4,9 @@ Each function maps the pre-activation ``z`` to ``y`` with Keras's definition on 
 derivative ``gradient(fn)(y, dy, z=None)`` returns dL/dz from dL/dy: written in terms of the
 output ``y`` where the output determines it (relu, sigmoid, tanh, softmax, elu...), so that a
 layer keeps only its output for the backward pass; the few whose output does not determine the
-slope (silu, gelu, hard_silu, mish: not monotonic) need ``z`` too, which ``needs_input(fn)``
-tells the layers to keep.  At a kink the derivative is TensorFlow's (relu's is 0 at 0).
+slope (silu, gelu, hard_silu, mish, which are not monotonic; hard_tanh at its bounds;
+tanh_shrink and squareplus, simpler from z) need ``z`` too, which ``needs_input(fn)`` tells the
+layers to keep.  At a kink the derivative is TensorFlow's (relu's is 0 at 0).
 
 ``sigmoid`` and ``softmax`` also mark their layer's ``z`` as *logits*: a cross-entropy loss
 computed on such an output uses ``z`` directly, as Keras on TensorFlow does (see
@@ -140,6 +141,57 @@ def mish(x):
     return x * np.tanh(softplus(x))
 
 
+def celu(x, alpha=1.0):
+    """max(x, 0) + alpha * (exp(min(x, 0) / alpha) - 1)."""
+    x = np.asarray(x)
+    return np.maximum(x, 0) + x.dtype.type(alpha) * np.expm1(np.minimum(x, 0) / x.dtype.type(alpha))
+
+
+def hard_tanh(x):
+    """x clipped to [-1, 1]."""
+    return np.clip(x, -1, 1)
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x), without overflow."""
+    return -softplus(-np.asarray(x))
+
+
+def soft_shrink(x, threshold=0.5):
+    """x - threshold above threshold, x + threshold below -threshold, 0 between."""
+    x = np.asarray(x)
+    t = x.dtype.type(threshold)
+    return np.where(x > t, x - t, np.where(x < -t, x + t, x.dtype.type(0)))
+
+
+def hard_shrink(x, threshold=0.5):
+    """x where |x| > threshold, 0 elsewhere."""
+    x = np.asarray(x)
+    return np.where(np.abs(x) > threshold, x, x.dtype.type(0))
+
+
+def tanh_shrink(x):
+    """x - tanh(x)."""
+    return x - np.tanh(x)
+
+
+def squareplus(x, b=4):
+    """(x + sqrt(x^2 + b)) / 2, a smooth relu."""
+    x = np.asarray(x)
+    return (x + np.sqrt(x * x + x.dtype.type(b))) / 2
+
+
+def sparse_plus(x):
+    """0 below -1, (x + 1)^2 / 4 between -1 and 1, x above."""
+    x = np.asarray(x)
+    return np.where(x <= -1, x.dtype.type(0), np.where(x < 1, (x + 1) ** 2 / 4, x))
+
+
+def sparse_sigmoid(x):
+    """0 below -1, (x + 1) / 2 between -1 and 1, 1 above."""
+    return np.clip((np.asarray(x) + 1) / 2, 0, 1)
+
+
 # Keras's other names for the same functions.
 swish = silu
 hard_swish = hard_silu
@@ -211,6 +263,45 @@ def _hard_sigmoid_grad(y, dy, z=None):
     return dy * ((y > 0) & (y < 1)) / 6
 
 
+def _celu_grad(y, dy, z=None):
+    # exp(z) = y + 1 below 0; at 0 itself both max(z, 0) and min(z, 0) pass the gradient in
+    # TensorFlow (ties go to their first argument), which makes it 2.
+    return dy * (np.where(y > 0, 1, y + 1) + (y == 0))
+
+
+def _log_sigmoid_grad(y, dy, z=None):
+    # The slope sigmoid(-z) = 1 - sigmoid(z) = 1 - exp(y).
+    return dy * -np.expm1(y)
+
+
+def _shrink_grad(y, dy, z=None):
+    # soft_shrink and hard_shrink: slope 1 where the output is not 0 (|z| > threshold).
+    return dy * (y != 0)
+
+
+def _sparse_plus_grad(y, dy, z=None):
+    # (z + 1) / 2 = sqrt(y) between -1 and 1, 0 below, 1 above.
+    return dy * np.sqrt(np.minimum(y, 1))
+
+
+def _sparse_sigmoid_grad(y, dy, z=None):
+    return dy * ((y > 0) & (y < 1)) / 2
+
+
+def _hard_tanh_grad(y, dy, z):
+    # TensorFlow's clip_by_value passes the gradient at the bounds themselves.
+    return dy * ((z >= -1) & (z <= 1))
+
+
+def _tanh_shrink_grad(y, dy, z):
+    t = np.tanh(z)
+    return dy * t * t
+
+
+def _squareplus_grad(y, dy, z):
+    return dy * (1 + z / np.sqrt(z * z + z.dtype.type(4))) / 2
+
+
 def _silu_grad(y, dy, z):
     s = sigmoid(z)
     return dy * s * (1 + z * (1 - s))
@@ -238,9 +329,12 @@ _GRADIENTS = {linear: _linear_grad, relu: _relu_grad, leaky_relu: _leaky_relu_gr
               sigmoid: _sigmoid_grad, tanh: _tanh_grad, softmax: _softmax_grad, log_softmax: _log_softmax_grad,
               elu: _elu_grad, selu: _selu_grad, softplus: _softplus_grad, softsign: _softsign_grad,
               exponential: _exponential_grad, hard_sigmoid: _hard_sigmoid_grad, silu: _silu_grad,
-              gelu: _gelu_grad, hard_silu: _hard_silu_grad, mish: _mish_grad}
+              gelu: _gelu_grad, hard_silu: _hard_silu_grad, mish: _mish_grad, celu: _celu_grad,
+              hard_tanh: _hard_tanh_grad, log_sigmoid: _log_sigmoid_grad, soft_shrink: _shrink_grad,
+              hard_shrink: _shrink_grad, tanh_shrink: _tanh_shrink_grad, squareplus: _squareplus_grad,
+              sparse_plus: _sparse_plus_grad, sparse_sigmoid: _sparse_sigmoid_grad}
 # The derivatives that need the pre-activation z.
-_NEEDS_INPUT = frozenset({silu, gelu, hard_silu, mish})
+_NEEDS_INPUT = frozenset({silu, gelu, hard_silu, mish, hard_tanh, tanh_shrink, squareplus})
 # The names keras.activations.get accepts: each function's own name, and Keras's aliases.
 _BY_NAME = {**{fn.__name__: fn for fn in _GRADIENTS}, "swish": silu, "hard_swish": hard_silu}
 # Outputs of these carry their pre-activation as logits for the cross-entropy losses.

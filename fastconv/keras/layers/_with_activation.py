@@ -9,7 +9,7 @@ class WithActivation:
 
     The layer's forward cache is a NamedTuple with fields ``y`` (the output) and ``logits``
     (the pre-activation, kept only for sigmoid and softmax, whose losses take it as logits, and
-    for the activations whose derivative needs it: silu, gelu, hard_silu, mish).
+    for the activations whose derivative needs it: ``activations.needs_input``).
 
     ``backward`` turns dL/dy into dL/dz through the activation and hands it to
     ``backward_from_logits``, which a model calls directly when the loss has given the gradient of
