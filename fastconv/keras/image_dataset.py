@@ -23,6 +23,7 @@ luma, as TensorFlow.
 import functools
 import io
 import os
+import queue
 import threading
 import warnings
 import zlib
@@ -418,16 +419,28 @@ class ImageFilesDataset(Dataset):
         indices = np.asarray(indices, dtype=np.intp)
         images = np.empty((len(indices),) + self._shape(), dtype=self.dtype)
         workers, pool = _decode_pool()
-        # Two chunks per thread: a thread that finishes early takes another chunk.
-        step = max(1, -(-len(indices) // (2 * workers)))
-        chunks = [range(lo, min(lo + step, len(indices))) for lo in range(0, len(indices), step)]
+        # Small chunks of files, taken in turn by the pool's threads and by the calling thread
+        # (which would otherwise only wait): whoever is free takes the next chunk.
+        step = max(1, -(-len(indices) // (4 * workers)))
+        chunks = queue.SimpleQueue()
+        for lo in range(0, len(indices), step):
+            chunks.put(range(lo, min(lo + step, len(indices))))
 
-        def load_chunk(chunk):
-            for k in chunk:
-                self._load(indices[k], images[k])
+        def load_chunks():
+            while True:
+                try:
+                    chunk = chunks.get_nowait()
+                except queue.Empty:
+                    return
+                for k in chunk:
+                    self._load(indices[k], images[k])
 
-        for future in [pool.submit(load_chunk, c) for c in chunks]:
-            future.result()
+        helpers = [pool.submit(load_chunks) for _ in range(min(workers, len(indices)))]
+        try:
+            load_chunks()
+        finally:
+            for future in helpers:
+                future.result()
         return self._with_labels(images, indices)
 
 
