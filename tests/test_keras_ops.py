@@ -56,6 +56,19 @@ CASES = [
     ("expand_dims", lambda a: ops.expand_dims(a, 1), [_x(3, 4)], lambda a: a[:, None]),
     ("squeeze", lambda a: ops.squeeze(a, 1), [_x(3, 1, 4)], lambda a: a[:, 0]),
     ("getitem", lambda a: a[:, 1:3, None, ..., 0], [_x(3, 4, 2)], lambda a: a[:, 1:3, None, ..., 0]),
+    ("log1p", ops.log1p, [_x(3, 4, positive=True)], np.log1p),
+    ("expm1", ops.expm1, [_x(3, 4)], np.expm1),
+    ("elu", lambda a: ops.elu(a, alpha=0.7), [_x(3, 4)], lambda a: np.where(a > 0, a, 0.7 * np.expm1(a))),
+    ("selu", ops.selu, [_x(3, 4)], fk.activations.selu),
+    ("leaky_relu", ops.leaky_relu, [_x(3, 4)], fk.activations.leaky_relu),
+    ("softplus", ops.softplus, [_x(3, 4) * 10], fk.activations.softplus),
+    ("softsign", ops.softsign, [_x(3, 4)], fk.activations.softsign),
+    ("silu", ops.silu, [_x(3, 4)], fk.activations.silu),
+    ("hard_silu", ops.hard_silu, [_x(3, 4) * 3], fk.activations.hard_silu),
+    ("gelu", ops.gelu, [_x(3, 4)], lambda a: fk.activations.gelu(a, approximate=True)),
+    ("gelu exact", lambda a: ops.gelu(a, approximate=False), [_x(3, 4)], fk.activations.gelu),
+    ("log_softmax", lambda a: ops.log_softmax(a, axis=0), [_x(3, 4)],
+     lambda a: a - np.log(np.exp(a).sum(axis=0, keepdims=True))),
     ("numpy functions", lambda a: np.sum(np.exp(-np.abs(a)) * np.maximum(a, 0.1), axis=-1),
      [_x(3, 4)], lambda a: np.sum(np.exp(-np.abs(a)) * np.maximum(a, 0.1), axis=-1)),
     ("activations", lambda a: fk.activations.softmax(fk.activations.sigmoid(a) + fk.activations.relu(a)),
@@ -167,11 +180,19 @@ def test_symbolic_errors_say_what_is_wrong():
 
 
 def _summary_rows(model):
+    """(type, output shape, params) of each row of ``model.summary()`` (cells wrapped over
+    several lines joined; the names left out, Keras's counters differ), and the text."""
     text = []
     model.summary(line_length=80, print_fn=text.append)
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text[0].splitlines() if line.startswith("│")]
-    # (type, output shape, params) of each layer row, the names left out (Keras's counters differ).
-    return [(r[0].split("(")[-1].rstrip(")"), r[1], r[2]) for r in rows if r[0].endswith(")")], text[0]
+    rows, cells = [], None
+    for line in text[0].splitlines():
+        if line.startswith("│"):
+            parts = [c.strip() for c in line.split("│")[1:-1]]
+            cells = parts if cells is None else [f"{a} {b}".strip() for a, b in zip(cells, parts)]
+        elif cells is not None:
+            rows.append((cells[0].split("(")[-1].rstrip(")"), cells[1], cells[2]))
+            cells = None
+    return rows, text[0]
 
 
 def test_functional_model_with_ops_summarises_and_trains_as_keras(tf):
@@ -195,3 +216,14 @@ def test_functional_model_with_ops_summarises_and_trains_as_keras(tf):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="cannot be serialized by fastconv.keras"):
         ours.to_json()
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6", "sigmoid", "tanh", "softmax", "elu", "selu", "leaky_relu", "softplus",
+                                  "softsign", "silu", "hard_sigmoid", "hard_silu", "gelu", "log_softmax", "sqrt",
+                                  "log1p", "expm1", "erf"])
+def test_activation_ops_equal_keras_ops(tf, name):
+    x = (_x(4, 6) * 4).astype(np.float32)
+    if name in ("sqrt", "log1p"):
+        x = np.abs(x)
+    theirs = getattr(tf.keras.ops, name)(x)
+    np.testing.assert_allclose(getattr(ops, name)(x), np.asarray(theirs), rtol=2e-6, atol=1e-6)

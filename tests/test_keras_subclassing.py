@@ -409,3 +409,25 @@ def test_several_inputs_train_as_the_functional_twin():
     assert model.train_on_batch([xa, xb], y) == pytest.approx(twin.train_on_batch([xa, xb], y), rel=1e-6)
     for a, b in zip(model.get_weights(), twin.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_activation_functions_on_symbolic_tensors():
+    class Activated(L.Layer):
+        def __init__(self, activation, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = L.Dense(3)
+            self.activation = fk.activations.get(activation)
+
+        def call(self, inputs):
+            return self.activation(self.dense(inputs))
+
+    x, y = _data(8, 5)
+    for name in ("relu", "sigmoid", "softmax", "silu", "tanh"):   # written with NumPy functions ops cover
+        model = fk.Sequential([fk.Input((5,)), Activated(name), L.Dense(3, activation="softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, verbose=0)
+    model = fk.Sequential([fk.Input((5,)), Activated("elu", name="elu_unit"), L.Dense(3)])
+    model.compile("sgd", "mse")
+    assert model.predict(x, verbose=0).shape == (8, 3)
+    with pytest.raises(ValueError, match=r'"elu_unit".*use fastconv\.keras\.ops\.elu\(x\)'):
+        model.fit(x, np.zeros((8, 3)), epochs=1, verbose=0)

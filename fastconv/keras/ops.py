@@ -20,11 +20,13 @@ from fastconv.keras import activations
 from fastconv.keras.layers.base import KerasTensor, Layer, Node, Variable, operation_name
 from fastconv.keras.layers.merging import _unbroadcast
 
-__all__ = ["abs", "absolute", "add", "clip", "concatenate", "convert_to_tensor", "divide", "equal", "exp",
-           "expand_dims", "greater", "greater_equal", "less", "less_equal", "log", "logical_and", "logical_not",
-           "logical_or", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal",
-           "power", "relu", "relu6", "reshape", "shape", "sigmoid", "softmax", "sqrt", "square", "squeeze", "stack",
-           "subtract", "sum", "tanh", "transpose", "true_divide", "where"]
+__all__ = ["abs", "absolute", "add", "clip", "concatenate", "convert_to_tensor", "divide", "elu", "equal", "erf",
+           "exp", "expand_dims", "expm1", "gelu", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
+           "hard_swish", "leaky_relu", "less", "less_equal", "log", "log1p", "log_softmax", "logical_and",
+           "logical_not", "logical_or", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
+           "not_equal", "power", "relu", "relu6", "reshape", "selu", "shape", "sigmoid", "silu", "softmax",
+           "softplus", "softsign", "sqrt", "square", "squeeze", "stack", "subtract", "sum", "swish", "tanh",
+           "transpose", "true_divide", "where"]
 
 
 # ------------------------------------------------------------------------------------ machinery
@@ -156,7 +158,7 @@ class _Elementwise(Operation):
 
     def output_spec(self, specs):
         shape = _broadcast_shapes([s for s, _ in specs], type(self).__name__.lower())
-        ones = [np.ones((), d) if isinstance(d, np.dtype) else d for _, d in specs]
+        ones = [np.ones((1,), d) if isinstance(d, np.dtype) else d for _, d in specs]
         return shape, type(self)._fn(*ones).dtype
 
     def gradients(self, grad, y, values, wanted):
@@ -193,6 +195,10 @@ Relu6 = _elementwise("Relu6", _relu6, lambda g, y, x: (g * ((x > 0) & (x < 6)),)
 Sigmoid = _elementwise("Sigmoid", activations.sigmoid,
                         lambda g, y, x: (activations.gradient(activations.sigmoid)(y, g),))
 Tanh = _elementwise("Tanh", activations.tanh, lambda g, y, x: (activations.gradient(activations.tanh)(y, g),))
+Log1p = _elementwise("Log1p", np.log1p, lambda g, y, x: (g / (1 + x),))
+Expm1 = _elementwise("Expm1", np.expm1, lambda g, y, x: (g * (y + 1),))
+# erf(x) has the derivative 2 / sqrt(pi) exp(-x^2); NumPy has no erf (activations computes it).
+Erf = _elementwise("Erf", activations._erf, lambda g, y, x: (g * (2 / math.sqrt(math.pi)) * np.exp(-x * x),))
 Where = _elementwise("Where", np.where, lambda g, y, c, a, b: (None, g * c, g * np.logical_not(c)))
 # Comparisons and logical ops: boolean outputs, no gradient.
 Greater = _elementwise("Greater", np.greater)
@@ -295,6 +301,75 @@ def tanh(x):
 
 def clip(x, x_min, x_max):
     return _apply(Clip, "clip", [x, x_min, x_max])
+
+
+def log1p(x):
+    return _apply(Log1p, "log1p", [x])
+
+
+def expm1(x):
+    return _apply(Expm1, "expm1", [x])
+
+
+def erf(x):
+    return _apply(Erf, "erf", [x])
+
+
+# The other activations of keras.ops, as Keras defines them, written with the ops above: their
+# gradients follow from the ops' (NumPy arrays compute at once, symbolic tensors record nodes).
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return where(greater(x, 0), x, multiply(x, negative_slope))
+
+
+def elu(x, alpha=1.0):
+    return where(greater(x, 0), x, multiply(expm1(minimum(x, 0)), alpha))
+
+
+def selu(x):
+    return multiply(elu(x, _SELU_ALPHA), _SELU_SCALE)
+
+
+def softplus(x):
+    # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow.
+    return add(relu(x), log1p(exp(negative(absolute(x)))))
+
+
+def softsign(x):
+    return divide(x, add(absolute(x), 1))
+
+
+def silu(x):
+    return multiply(x, sigmoid(x))
+
+
+swish = silu
+
+
+def hard_sigmoid(x):
+    return divide(relu6(add(x, 3)), 6)
+
+
+def hard_silu(x):
+    return multiply(x, hard_sigmoid(x))
+
+
+hard_swish = hard_silu
+
+
+def gelu(x, approximate=True):
+    """Keras's ops.gelu: the tanh approximation by default, erf with ``approximate=False``."""
+    if approximate:
+        inner = multiply(add(x, multiply(power(x, 3), 0.044715)), math.sqrt(2 / math.pi))
+        return multiply(multiply(x, 0.5), add(tanh(inner), 1))
+    return multiply(multiply(x, 0.5), add(erf(divide(x, math.sqrt(2))), 1))
+
+
+def log_softmax(x, axis=-1):
+    shifted = subtract(x, max(x, axis=axis, keepdims=True))
+    return subtract(shifted, log(sum(exp(shifted), axis=axis, keepdims=True)))
 
 
 def where(condition, x1=None, x2=None):
@@ -704,7 +779,7 @@ def _np_maximum(x1, x2):
 _UFUNCS = {np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
            np.power: power, np.maximum: _np_maximum, np.minimum: minimum, np.negative: negative,
            np.absolute: absolute, np.exp: exp, np.log: log, np.sqrt: sqrt, np.square: square, np.tanh: tanh,
-           np.matmul: matmul, np.greater: greater, np.greater_equal: greater_equal, np.less: less,
+           np.matmul: matmul, np.log1p: log1p, np.expm1: expm1, np.greater: greater, np.greater_equal: greater_equal, np.less: less,
            np.less_equal: less_equal, np.equal: equal, np.not_equal: not_equal, np.logical_and: logical_and,
            np.logical_or: logical_or, np.logical_not: logical_not}
 

@@ -25,6 +25,7 @@ import contextvars
 import functools
 import inspect
 import math
+import sys
 
 import numpy as np
 
@@ -188,6 +189,13 @@ class KerasTensor(_TensorOperators):
                         "layer's call(), compute with fastconv.keras.ops (or operators) instead of NumPy on values")
 
     def __array__(self, dtype=None, copy=None):
+        caller = sys._getframe(1)   # the Python function that called np.asarray on this tensor
+        if caller.f_globals.get("__name__") == "fastconv.keras.activations":
+            from fastconv.keras import ops
+            name = caller.f_code.co_name
+            instead = f"fastconv.keras.ops.{name}(x)" if name in ops.__all__ else f"layers.Activation({name!r})"
+            self._no_value(f"fastconv.keras.activations.{name} computes on arrays only (use {instead} on a "
+                           "symbolic tensor); NumPy asked for the values")
         self._no_value("NumPy asked for the values")
 
     def __bool__(self):
