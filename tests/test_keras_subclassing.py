@@ -431,3 +431,23 @@ def test_activation_functions_on_symbolic_tensors():
     assert model.predict(x, verbose=0).shape == (8, 3)
     with pytest.raises(ValueError, match=r'"elu_unit".*use fastconv\.keras\.ops\.elu\(x\)'):
         model.fit(x, np.zeros((8, 3)), epochs=1, verbose=0)
+
+
+def test_a_custom_train_step_is_refused():
+    class WithStep(fk.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = L.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def train_step(self, data):
+            raise AssertionError("never run")
+
+    model = WithStep()
+    model.compile("sgd", "mse")
+    x = np.ones((4, 2), np.float32)
+    with pytest.raises(ValueError, match="defines train_step, which fastconv.keras cannot run"):
+        model.fit(x, np.ones((4, 1)), verbose=0)
+    assert model.predict(x, verbose=0).shape == (4, 1)

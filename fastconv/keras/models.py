@@ -227,23 +227,37 @@ class Model(Trainer, Layer):
             self._list_inputs = True
             self.build([(None,) + tuple(a.shape)[1:] for a in x])
 
+    def _refuse_custom_steps(self, fn, steps):
+        """Keras runs a subclass's own train_step (written with tf.GradientTape) or compute_loss;
+        fastconv.keras has no tape: refuse rather than silently run its own loop instead."""
+        overridden = [name for name in steps if hasattr(type(self), name)]
+        if overridden:
+            raise ValueError(f'{fn}: model "{self.name}" ({type(self).__name__}) defines {", ".join(overridden)}, '
+                             "which fastconv.keras cannot run (it has no GradientTape: gradients come from the "
+                             "layers' backward passes). Remove it to train with compile()'s loss and metrics.")
+
     def fit(self, x=None, y=None, *args, **kwargs):
+        self._refuse_custom_steps("fit", ("train_step", "compute_loss", "compute_metrics"))
         self._build_from_data(x)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._refuse_custom_steps("evaluate", ("test_step", "compute_loss", "compute_metrics"))
         self._build_from_data(x)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
+        self._refuse_custom_steps("predict", ("predict_step",))
         self._build_from_data(x)
         return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
+        self._refuse_custom_steps("train_on_batch", ("train_step", "compute_loss", "compute_metrics"))
         self._build_from_data(x)
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
+        self._refuse_custom_steps("test_on_batch", ("test_step", "compute_loss", "compute_metrics"))
         self._build_from_data(x)
         return super().test_on_batch(x, y, *args, **kwargs)
 
