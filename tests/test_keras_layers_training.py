@@ -1,8 +1,9 @@
 """The new layers inside a model trained by fit: a functional model that joins most of them
 (PReLU, GroupNormalization, ZeroPadding2D, Cropping2D, LeakyReLU, Concatenate, Conv2DTranspose
 with gelu, Multiply, UpSampling2D, LayerNormalization, GlobalMaxPooling2D, Softmax) gives
-Keras's parameter count, predictions, per-batch losses and final weights; with regularizers and
-constraints on their weights, the same penalties, losses and weights."""
+Keras's parameter count, predictions, epoch losses and final weights; with regularizers and
+constraints on their weights, the same penalties, losses and weights; and .keras files of them
+load both ways."""
 import numpy as np
 
 from fastconv import keras as fk
@@ -91,3 +92,18 @@ def test_regularizers_and_constraints_of_the_new_layers_as_keras(keras):  # noqa
             np.testing.assert_allclose(fw, kw, rtol=1e-4, atol=1e-4 * np.abs(kw).max(), err_msg=k_layer.name)
     assert np.sqrt((kernel.value ** 2).sum(axis=0)).max() <= 0.1 + 1e-6
 
+
+
+def test_models_of_the_new_layers_load_both_ways(keras, tmp_path):  # noqa: F811
+    """A Keras .keras file of these layers loads in fastconv.keras and the other way round, with
+    the same predictions (configurations and weight layouts agree)."""
+    x = np.random.default_rng(3).random((4, 6, 6, 2), dtype=np.float32)
+    k_model = regularized_model(keras)
+    k_model.save(tmp_path / "keras.keras")
+    f_loaded = fk.models.load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(f_loaded.predict(x, verbose=0), k_model.predict(x, verbose=0), atol=1e-6)
+    f_model = joined_model(fk)
+    f_model.save(tmp_path / "fastconv.keras")
+    k_loaded = keras.models.load_model(tmp_path / "fastconv.keras")
+    x = np.random.default_rng(4).random((4, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_allclose(k_loaded.predict(x, verbose=0), f_model.predict(x, verbose=0), atol=1e-6)
