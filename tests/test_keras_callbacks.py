@@ -104,6 +104,28 @@ def test_lr_callbacks_in_fit_are_recorded_in_the_history():
     np.testing.assert_allclose(history.history["learning_rate"], [0.5, 0.25, 0.5 / 3, 0.125], rtol=1e-7)
 
 
+def test_callbacks_together_in_fit_as_keras(tf, tmp_path):
+    """ReduceLROnPlateau's learning_rate reaches History and CSVLogger as in Keras (the user's
+    callbacks see the logs before History)."""
+    import keras
+    x, y = _data(40)
+    kernel = np.array([[0.3], [-0.2], [0.1], [0.4]], np.float32)
+    runs = []
+    for name, K in (("keras", keras), ("fastconv", fk)):
+        model = K.Sequential([K.layers.Input((4,)), K.layers.Dense(1, activation="sigmoid")])
+        model.set_weights([kernel, np.zeros(1, np.float32)])
+        model.compile(loss="binary_crossentropy", optimizer=K.optimizers.SGD(0.5), metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=8, epochs=4, validation_split=0.25, shuffle=False, verbose=0,
+                            callbacks=[K.callbacks.ReduceLROnPlateau(patience=0, factor=0.5, min_delta=0.5),
+                                       K.callbacks.CSVLogger(tmp_path / f"{name}.csv")])
+        runs.append((history.history, (tmp_path / f"{name}.csv").read_text().splitlines()))
+    (k_history, k_csv), (f_history, f_csv) = runs
+    assert sorted(f_history) == sorted(k_history) and "learning_rate" in f_history
+    for key in k_history:
+        np.testing.assert_allclose(f_history[key], k_history[key], rtol=1e-5, err_msg=key)
+    assert f_csv[0] == k_csv[0] and len(f_csv) == len(k_csv) == 5
+
+
 def test_model_checkpoint_saves_the_files_keras_saves(tf):
     import keras
     logs = [0.9, 0.8, 0.85, 0.7, 0.75]
