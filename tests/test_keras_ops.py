@@ -218,9 +218,9 @@ def test_functional_model_with_ops_summarises_and_trains_as_keras(tf):
         ours.to_json()
 
 
-@pytest.mark.parametrize("name", ["relu", "relu6", "sigmoid", "tanh", "softmax", "elu", "selu", "leaky_relu", "softplus",
-                                  "softsign", "silu", "hard_sigmoid", "hard_silu", "gelu", "log_softmax", "sqrt",
-                                  "log1p", "expm1", "erf"])
+@pytest.mark.parametrize("name", ["relu", "relu6", "sigmoid", "tanh", "softmax", "elu", "selu", "leaky_relu",
+                                  "softplus", "softsign", "silu", "hard_sigmoid", "hard_silu", "gelu", "log_softmax",
+                                  "sqrt", "log1p", "expm1", "erf"])
 def test_activation_ops_equal_keras_ops(tf, name):
     x = (_x(4, 6) * 4).astype(np.float32)
     if name in ("sqrt", "log1p"):

@@ -226,7 +226,8 @@ class Graph:
         needed = self._requires_grad(inputs_need_grad)
         grads = {}
         from_logits = set()
-        for t, g, node, flag in zip(self.outputs, output_grads, self.output_nodes, wrt_logits or [False] * len(self.outputs)):
+        flags = wrt_logits or [False] * len(self.outputs)
+        for t, g, node, flag in zip(self.outputs, output_grads, self.output_nodes, flags):
             grads[id(t)] = g
             if flag:
                 from_logits.add(id(node))

@@ -659,7 +659,8 @@ class Concatenate(Operation):
         shapes = [s for s, _ in specs]
         ndim = len(shapes[0])
         if any(len(s) != ndim for s in shapes) or ndim == 0:
-            raise ValueError(f"ops.concatenate: all tensors must have the same rank (at least 1). Received shapes {shapes}")
+            raise ValueError("ops.concatenate: all tensors must have the same rank (at least 1). "
+                             f"Received shapes {shapes}")
         axis, = _axes(self.params["axis"], ndim, "concatenate")
         out = []
         for i, dims in enumerate(zip(*shapes)):
@@ -668,7 +669,8 @@ class Concatenate(Operation):
             else:
                 known = {d for d in dims if d is not None}
                 if len(known) > 1:
-                    raise ValueError(f"ops.concatenate: shapes {shapes} differ on axis {i} (only axis {axis} may differ)")
+                    raise ValueError(f"ops.concatenate: shapes {shapes} differ on axis {i} "
+                                     f"(only axis {axis} may differ)")
                 out.append(known.pop() if known else None)
         return tuple(out), np.result_type(*[d for _, d in specs])
 
@@ -763,7 +765,8 @@ def convert_to_tensor(x, dtype=None):
     """A symbolic tensor stays itself; anything else becomes a NumPy array."""
     if isinstance(x, KerasTensor):
         if dtype is not None and np.dtype(dtype) != np.dtype(x.dtype):
-            raise ValueError(f"ops.convert_to_tensor: cannot change the dtype of a symbolic tensor ({x.dtype} to {dtype})")
+            raise ValueError("ops.convert_to_tensor: cannot change the dtype of a symbolic tensor "
+                             f"({x.dtype} to {dtype})")
         return x
     return np.asarray(_value(x), dtype=dtype)
 
@@ -779,8 +782,9 @@ def _np_maximum(x1, x2):
 _UFUNCS = {np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
            np.power: power, np.maximum: _np_maximum, np.minimum: minimum, np.negative: negative,
            np.absolute: absolute, np.exp: exp, np.log: log, np.sqrt: sqrt, np.square: square, np.tanh: tanh,
-           np.matmul: matmul, np.log1p: log1p, np.expm1: expm1, np.greater: greater, np.greater_equal: greater_equal, np.less: less,
-           np.less_equal: less_equal, np.equal: equal, np.not_equal: not_equal, np.logical_and: logical_and,
+           np.matmul: matmul, np.log1p: log1p, np.expm1: expm1, np.greater: greater,
+           np.greater_equal: greater_equal, np.less: less, np.less_equal: less_equal, np.equal: equal,
+           np.not_equal: not_equal, np.logical_and: logical_and,
            np.logical_or: logical_or, np.logical_not: logical_not}
 
 _FUNCTIONS = {np.sum: sum, np.mean: mean, np.max: max, np.amax: max, np.min: min, np.amin: min,

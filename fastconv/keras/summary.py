@@ -133,7 +133,8 @@ def print_summary(model, line_length=None, positions=None, print_fn=None):
     batch_shapes = model._summary_shapes()
     for layer in model._summary_layers():
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        cells = [f"{layer.name} ({type(layer).__name__})", _output_shape_text(layer, nodes, model._subclassed, batch_shapes), params]
+        shape = _output_shape_text(layer, nodes, model._subclassed, batch_shapes)
+        cells = [f"{layer.name} ({type(layer).__name__})", shape, params]
         if not chain:
             sources = []
             for node in layer._inbound_nodes:

@@ -371,11 +371,13 @@ class Layer:
         if batch_input_shape is not None:
             input_shape = tuple(batch_input_shape)[1:]
         # The legacy `input_shape=` of a model's first layer: Sequential turns it into an InputLayer.
-        self._input_shape_arg = None if input_shape is None else _shape_tuple(input_shape, "input_shape", type(self).__name__)
+        self._input_shape_arg = (None if input_shape is None
+                                 else _shape_tuple(input_shape, "input_shape", type(self).__name__))
         if name is None:
             name = backend.auto_name(type(self).__name__)
         elif not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"{type(self).__name__}: name must be a non-empty string without '/'. Received: name={name!r}")
+            raise ValueError(f"{type(self).__name__}: name must be a non-empty string without '/'. "
+                             f"Received: name={name!r}")
         self.name = name
         self._weights = []
         self._inbound_nodes = []
@@ -450,8 +452,9 @@ class Layer:
             try:
                 dtype = _standardize_dtype(dtype, where)
             except ValueError:
-                raise ValueError(f"{where}: dtype must be 'float32' or 'float64'. Received: dtype={dtype!r}"
-                                 + (" (the weight's name goes in name=...)" if isinstance(dtype, str) else "")) from None
+                hint = " (the weight's name goes in name=...)" if isinstance(dtype, str) else ""
+                raise ValueError(f"{where}: dtype must be 'float32' or 'float64'{hint}. "
+                                 f"Received: dtype={dtype!r}") from None
         dtype = dtype or self.dtype
         initializer = initializers.get("glorot_uniform" if initializer is None else initializer)
         name = backend.auto_name("Variable") if name is None else name
@@ -603,7 +606,8 @@ class Layer:
             raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) takes a list of inputs. '
                              f"Received: {type(inputs).__name__}")
         if not self._multiple_inputs and isinstance(inputs, (list, tuple)) and is_symbolic(inputs):
-            raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) takes one input, received a list of {len(inputs)}')
+            raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) takes one input, received a list of '
+                             f"{len(inputs)}")
         if is_symbolic(inputs):
             if args or kwargs:
                 raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): arguments of call() other than the '
@@ -656,7 +660,8 @@ class Layer:
     def call(self, inputs, training=False):
         """The forward pass alone; by default the output of :meth:`forward`."""
         if type(self).forward is Layer.forward:
-            raise NotImplementedError(f'Layer "{self.name}" ({type(self).__name__}) defines neither call() nor forward()')
+            raise NotImplementedError(f'Layer "{self.name}" ({type(self).__name__}) defines neither call() nor '
+                                      "forward()")
         return self.forward(inputs, training)[0]
 
     def forward(self, inputs, training=False):
@@ -783,7 +788,8 @@ def _weight_shape(shape, where):
     except TypeError:
         shape = (shape,)
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise ValueError(f"{where}: shape must be a tuple of non-negative ints (fully defined). Received: shape={shape!r}")
+        raise ValueError(f"{where}: shape must be a tuple of non-negative ints (fully defined). "
+                         f"Received: shape={shape!r}")
     return tuple(int(d) for d in shape)
 
 
@@ -807,5 +813,6 @@ def _shape_tuple(shape, argument, owner):
     except TypeError:
         shape = (shape,)
     if not all(d is None or (isinstance(d, (int, np.integer)) and d > 0) for d in shape):
-        raise ValueError(f"{owner}: {argument} must be a tuple of positive ints (or None). Received: {argument}={shape!r}")
+        raise ValueError(f"{owner}: {argument} must be a tuple of positive ints (or None). "
+                         f"Received: {argument}={shape!r}")
     return tuple(None if d is None else int(d) for d in shape)

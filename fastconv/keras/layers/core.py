@@ -223,7 +223,8 @@ class Lambda(Layer):
         if not callable(function):
             raise TypeError(f'Lambda "{self.name}": function must be callable. Received: function={function!r}')
         if mask is not None:
-            raise ValueError(f'Lambda "{self.name}": masks are not supported by fastconv.keras. Received: mask={mask!r}')
+            raise ValueError(f'Lambda "{self.name}": masks are not supported by fastconv.keras. '
+                             f"Received: mask={mask!r}")
         self.function = function
         self.arguments = dict(arguments or {})
         self.mask = None
