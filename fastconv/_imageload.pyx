@@ -44,6 +44,8 @@ def png_chunks(const unsigned char[::1] data):
     has_tRNS, idat)`` with ``idat`` the (start, stop) of each IDAT chunk's data.  A ValueError
     for a file cut short, a critical chunk that fails its CRC, or no IHDR."""
     cdef ptrdiff_t pos = 8, n = data.shape[0], length, end
+    if n < 8 + 12 + 13:
+        raise ValueError(f"{n} bytes are too few for a PNG file")
     cdef const unsigned char *base = &data[0]
     cdef const unsigned char *kind
     cdef bint transparency = False

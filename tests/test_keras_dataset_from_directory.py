@@ -255,6 +255,10 @@ def test_png_decoder_refuses_broken_files_and_leaves_other_kinds_to_pillow(tmp_p
     bad_crc = bytes(data[:45]) + bytes([data[45] ^ 1]) + bytes(data[46:])  # a byte of the IDAT data
     with pytest.raises(ValueError, match="IDAT chunk fails its CRC check"):
         _read_png(bad_crc)
+    with pytest.raises(ValueError, match="too few for a PNG file"):
+        _read_png(bytes(data[:20]))
+    with pytest.raises(ValueError, match="IDAT chunk is cut short"):
+        _read_png(bytes(data[:60]))
     rows = b"".join(bytes([7]) + pixels[r].tobytes() for r in range(6))
     header = struct.pack(">IIBBBBB", 5, 6, 8, 2, 0, 0, 0)
     unknown_filter = b"\x89PNG\r\n\x1a\n" + b"".join(
