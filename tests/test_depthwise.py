@@ -123,6 +123,7 @@ def test_layouts_dtypes_and_out():
     assert fc.depthwise_conv2d(x.astype(int), w.astype(int), 1, "SAME").dtype == np.float64
     assert fc.depthwise_conv2d(x, w.astype(np.float64), 1, "SAME").dtype == np.float64
     assert fc.nn.depthwise_conv2d is fc.depthwise_conv2d
+    np.testing.assert_array_equal(fc.depthwise_conv2d(x, w, [1, 2, 2, 1], "SAME", data_format=None, name="dw"), y)
     out = np.empty(y.shape, np.float32)
     assert fc.depthwise_conv2d(x, w, 2, "SAME", out=out) is out
     np.testing.assert_array_equal(out, y)
