@@ -641,3 +641,37 @@ def test_learning_rate_schedule_goes_across(tf, tmp_path):
     for loaded in (fk.models.load_model(tmp_path / "m.keras"), _quiet_keras_load(tf, tmp_path / "m.keras")):
         assert int(loaded.optimizer.iterations) == 6
         assert float(loaded.optimizer.learning_rate) == pytest.approx(model.optimizer.learning_rate)
+
+
+def test_registered_classes_load_without_custom_objects(tf, tmp_path):
+    from fastconv.keras.saving import custom_object_scope, get_custom_objects, register_keras_serializable
+
+    @register_keras_serializable(package="saving_test")
+    class Doubling(L.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    inp = fk.Input((3,))
+    model = fk.Model(inp, Doubling()(L.Dense(2)(inp)))
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        entry = json.loads(zf.read("config.json"))["config"]["layers"][-1]
+    assert entry["registered_name"] == "saving_test>Doubling"
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(fk.models.load_model(tmp_path / "m.keras").predict(x, verbose=0),
+                               model.predict(x, verbose=0))
+
+    from keras.saving import register_keras_serializable as keras_register   # Keras 3, as tf.keras is
+
+    @keras_register(package="saving_test", name="Doubling")
+    class KerasDoubling(tf.keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    np.testing.assert_allclose(_keras_predict(_quiet_keras_load(tf, tmp_path / "m.keras"), x),
+                               model.predict(x, verbose=0), atol=1e-5)
+    del get_custom_objects()["saving_test>Doubling"]
+    with pytest.raises(ValueError, match="class 'Doubling', which fastconv.keras does not know"):
+        fk.models.load_model(tmp_path / "m.keras")
+    with custom_object_scope({"Doubling": Doubling}):
+        fk.models.load_model(tmp_path / "m.keras")

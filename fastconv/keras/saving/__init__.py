@@ -14,7 +14,8 @@ model as it was), bounds sizes before reading or allocating, runs no code from t
 reports a broken file as a ValueError naming the file and the entry.
 
 The pieces: safe_zip and safe_h5 (reading untrusted containers), config_translation (fastconv
-configurations <-> Keras's), keras_format, legacy_h5 and atomic (writing in place).  h5py is
+configurations <-> Keras's), keras_format, legacy_h5, layer_order, optimizer_state, atomic
+(writing in place) and object_registration (``register_keras_serializable``).  h5py is
 imported only when a Keras file is read or written.
 """
 import json
@@ -22,8 +23,20 @@ import os
 
 from fastconv.keras.saving import config_translation, keras_format, legacy_h5
 from fastconv.keras.saving.atomic import check_overwrite
+from fastconv.keras.saving.object_registration import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    register_keras_serializable,
+)
 from fastconv.keras.saving.safe_h5 import SafeH5, is_hdf5
 from fastconv.keras.saving.safe_zip import is_zip
+
+
+__all__ = ["CustomObjectScope", "custom_object_scope", "get_custom_objects", "get_registered_name", "load_model",
+           "load_weights", "model_from_json", "model_to_json", "register_keras_serializable", "save_model",
+           "save_weights"]
 
 
 def _path(filepath, what):

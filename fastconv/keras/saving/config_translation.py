@@ -24,6 +24,7 @@ import numpy as np
 
 from fastconv.keras import initializers, losses, metrics, optimizers
 from fastconv.keras.saving.layer_order import keras_layers
+from fastconv.keras.saving.object_registration import custom_objects_in_effect, get_registered_name
 
 # Keys of Keras configs that fastconv's classes do not take, whose Keras default is neither
 # None nor False: accepted (and dropped) only with that value.
@@ -50,7 +51,7 @@ class Context:
 
     def __init__(self, where, custom_objects=None, safe_mode=True):
         self.where = where
-        self.custom_objects = dict(custom_objects or {})
+        self.custom_objects = custom_objects_in_effect(custom_objects)
         self.safe_mode = safe_mode
         self.layer_count = 0
 
@@ -175,7 +176,8 @@ def _class_identity(layer):
         return "keras", "Sequential", None
     if builtin_classes().get(cls.__name__) is cls:
         return "keras.layers", cls.__name__, None
-    return cls.__module__, cls.__name__, cls.__name__   # a custom class: found again through custom_objects
+    # A custom class: found again by its registered name, or through custom_objects.
+    return cls.__module__, cls.__name__, get_registered_name(cls)
 
 
 def _build_shape(layer, model_nodes):
@@ -287,7 +289,8 @@ def _layer_class(ctx, entry, layer_name):
     cls = builtin_classes().get(class_name)
     if cls is None or class_name in _MODEL_CLASS_NAMES:
         raise ctx.error(f"layer {layer_name!r} has class {class_name!r}, which fastconv.keras does not know; pass "
-                        f"custom_objects={{{class_name!r}: YourLayerClass}} if it is your own layer")
+                        f"custom_objects={{{class_name!r}: YourLayerClass}} or decorate the class with "
+                        "@register_keras_serializable() if it is your own layer")
     return cls
 
 
