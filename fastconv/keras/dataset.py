@@ -495,13 +495,14 @@ class _ShuffleDataset(Dataset):
         return _pass_rng(self._seed, key if self._reshuffle else ())
 
     def _order(self, key):
-        order = self._orders.get(key)
-        if order is None:
-            n = self._parent._cardinality()
-            order = _buffer_shuffle(n, self._buffer, self._rng(key))
-            if len(self._orders) > 4:  # only the few passes read at the same time need keeping
-                self._orders.pop(next(iter(self._orders)))
-            self._orders[key] = order
+        with self._lock:  # prefetch threads ask for batches of one pass at the same time
+            order = self._orders.get(key)
+            if order is None:
+                n = self._parent._cardinality()
+                order = _buffer_shuffle(n, self._buffer, self._rng(key))
+                if len(self._orders) > 4:  # only the few passes read at the same time need keeping
+                    self._orders.pop(next(iter(self._orders)))
+                self._orders[key] = order
         return order
 
     def _get(self, index, key):
