@@ -160,6 +160,8 @@ def test_ops_on_arrays_and_variables_compute_at_once():
     np.testing.assert_array_equal(ops.add(v, 1.0), [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(v * 2 + v, [0.0, 3.0, 6.0])
     np.testing.assert_array_equal(np.ones(3) - v, [1.0, 0.0, -1.0])
+    np.testing.assert_array_equal(np.concatenate([v, v]), [0.0, 1.0, 2.0, 0.0, 1.0, 2.0])
+    assert np.sum(v) == 3.0 and np.where(v > 0, v, -1.0).tolist() == [-1.0, 1.0, 2.0]
     assert ops.shape(fk.Input((None, 4))) == (None, None, 4)
 
 

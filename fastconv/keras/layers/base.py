@@ -71,16 +71,27 @@ class _TensorOperators:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from fastconv.keras import ops
         if not any(isinstance(v, KerasTensor) for v in inputs):
-            inputs = [v.value if isinstance(v, Variable) else v for v in inputs]
-            return getattr(ufunc, method)(*inputs, **kwargs)
+            return getattr(ufunc, method)(*_arrays_of(inputs), **_arrays_of(kwargs))
         return ops.numpy_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
         from fastconv.keras import ops
         if not any(isinstance(v, KerasTensor) for v in _flat(args) + _flat(list(kwargs.values()))):
-            args = [np.asarray(v.value) if isinstance(v, Variable) else v for v in args]
-            return func(*args, **kwargs)
+            return func(*_arrays_of(args), **_arrays_of(kwargs))
         return ops.numpy_function(func, args, kwargs)
+
+
+def _arrays_of(value):
+    """``value`` with every Variable in it (in lists, tuples, dicts) replaced by its array."""
+    if isinstance(value, Variable):
+        return value.value
+    if isinstance(value, list):
+        return [_arrays_of(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_arrays_of(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _arrays_of(v) for k, v in value.items()}
+    return value
 
 
 def _flat(items):
