@@ -103,6 +103,24 @@ def test_index_directory_and_splits_as_keras(tf, folder):
     assert np.array_equal(collect(ours[1])[1], np.concatenate([y.numpy() for _, y in theirs[1]]))
 
 
+def test_same_split_as_keras_on_the_real_malaria_cells(tf):
+    import keras
+
+    from fastconv.datasets import malaria
+
+    folder = malaria.default_data_dir()
+    if folder is None:
+        pytest.skip("real malaria images not found (../shared/malaria or $FASTCONV_MALARIA_DIR)")
+    args = dict(image_size=(100, 100), validation_split=0.2, subset="both", seed=123, verbose=False)
+    ours = image_dataset_from_directory(str(folder), **args)
+    theirs = keras.utils.image_dataset_from_directory(str(folder), **args)
+    for o, t in zip(ours, theirs):
+        assert o.file_paths == t.file_paths and o.class_names == t.class_names and len(o) == len(t)
+    first_ours, first_theirs = next(iter(ours[1])), next(iter(theirs[1]))  # validation: not shuffled
+    assert np.array_equal(first_ours[1], first_theirs[1].numpy())
+    np.testing.assert_allclose(first_ours[0], first_theirs[0].numpy(), rtol=0, atol=1e-4)
+
+
 # -- the images, as Keras ------------------------------------------------------------------------
 
 KERAS_CASES = [
