@@ -56,6 +56,7 @@ CASES = [
     ("expand_dims", lambda a: ops.expand_dims(a, 1), [_x(3, 4)], lambda a: a[:, None]),
     ("squeeze", lambda a: ops.squeeze(a, 1), [_x(3, 1, 4)], lambda a: a[:, 0]),
     ("getitem", lambda a: a[:, 1:3, None, ..., 0], [_x(3, 4, 2)], lambda a: a[:, 1:3, None, ..., 0]),
+    ("cast", lambda a: ops.cast(a > 0, "float64") * ops.cast(a, "float64"), [_x(3, 4)], lambda a: (a > 0) * a),
     ("log1p", ops.log1p, [_x(3, 4, positive=True)], np.log1p),
     ("expm1", ops.expm1, [_x(3, 4)], np.expm1),
     ("elu", lambda a: ops.elu(a, alpha=0.7), [_x(3, 4)], lambda a: np.where(a > 0, a, 0.7 * np.expm1(a))),

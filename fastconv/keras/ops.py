@@ -20,7 +20,7 @@ from fastconv.keras import activations
 from fastconv.keras.layers.base import KerasTensor, Layer, Node, Variable, operation_name
 from fastconv.keras.layers.merging import _unbroadcast
 
-__all__ = ["abs", "absolute", "add", "clip", "concatenate", "convert_to_tensor", "divide", "elu", "equal", "erf",
+__all__ = ["abs", "absolute", "add", "cast", "clip", "concatenate", "convert_to_tensor", "divide", "elu", "equal", "erf",
            "exp", "expand_dims", "expm1", "gelu", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
            "hard_swish", "leaky_relu", "less", "less_equal", "log", "log1p", "log_softmax", "logical_and",
            "logical_not", "logical_or", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
@@ -756,6 +756,24 @@ def getitem(x, key):
 
 
 # -------------------------------------------------------------------------------------- misc
+class Cast(Operation):
+    def compute(self, x):
+        return np.asarray(x).astype(self.params["dtype"])
+
+    def output_spec(self, specs):
+        (shape, _), = specs
+        return shape, self.params["dtype"]
+
+    def gradients(self, grad, y, values, wanted):
+        x, = values
+        # Only a floating input has a gradient (a cast from ints or booleans is a constant).
+        return [grad.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else None]
+
+
+def cast(x, dtype):
+    return _apply(Cast, "cast", [x], dtype=np.dtype(dtype))
+
+
 def shape(x):
     """The shape as a tuple (None for the unknown sizes of a symbolic tensor)."""
     return tuple(x.shape) if isinstance(x, (KerasTensor, Variable)) else np.shape(x)
