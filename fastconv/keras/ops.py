@@ -20,13 +20,13 @@ from fastconv.keras import activations
 from fastconv.keras.layers.base import KerasTensor, Layer, Node, Variable, operation_name
 from fastconv.keras.layers.merging import _unbroadcast
 
-__all__ = ["abs", "absolute", "add", "cast", "clip", "concatenate", "convert_to_tensor", "divide", "elu", "equal", "erf",
-           "exp", "expand_dims", "expm1", "gelu", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
+__all__ = ["abs", "absolute", "add", "cast", "clip", "concatenate", "convert_to_tensor", "divide", "elu", "equal",
+           "erf", "exp", "expand_dims", "expm1", "gelu", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
            "hard_swish", "leaky_relu", "less", "less_equal", "log", "log1p", "log_softmax", "logical_and",
            "logical_not", "logical_or", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
-           "not_equal", "power", "relu", "relu6", "reshape", "selu", "shape", "sigmoid", "silu", "softmax",
-           "softplus", "softsign", "sqrt", "square", "squeeze", "stack", "subtract", "sum", "swish", "tanh",
-           "transpose", "true_divide", "where"]
+           "not_equal", "power", "relu", "relu6", "reshape", "selu", "shape", "sigmoid", "silu", "softmax", "softplus",
+           "softsign", "sqrt", "square", "squeeze", "stack", "subtract", "sum", "swish", "tanh", "transpose",
+           "true_divide", "where"]
 
 
 # ------------------------------------------------------------------------------------ machinery
