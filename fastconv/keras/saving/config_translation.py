@@ -286,6 +286,11 @@ def _layer_class(ctx, entry, layer_name):
     for key in (registered, class_name):
         if isinstance(key, str) and key in ctx.custom_objects:
             return ctx.custom_objects[key]
+    module = entry.get("module")
+    if isinstance(module, str) and module.startswith(("keras.src.ops", "keras.ops")):
+        raise ctx.error(f"layer {layer_name!r} is the keras.ops operation {class_name!r} ({module}) applied to "
+                        "symbolic tensors; fastconv.keras does not load such operations (they are not its layers "
+                        "of the same names): wrap them in a layer")
     cls = builtin_classes().get(class_name)
     if cls is None or class_name in _MODEL_CLASS_NAMES:
         raise ctx.error(f"layer {layer_name!r} has class {class_name!r}, which fastconv.keras does not know; pass "
