@@ -451,3 +451,22 @@ def test_a_custom_train_step_is_refused():
     with pytest.raises(ValueError, match="defines train_step, which fastconv.keras cannot run"):
         model.fit(x, np.ones((4, 1)), verbose=0)
     assert model.predict(x, verbose=0).shape == (4, 1)
+
+
+def test_non_trainable_state_of_the_keras_guide():
+    class ComputeSum(L.Layer):
+        def __init__(self, input_dim):
+            super().__init__()
+            self.total = self.add_weight(initializer="zeros", shape=(input_dim,), trainable=False)
+
+        def call(self, inputs):
+            self.total.assign_add(ops.sum(inputs, axis=0))
+            return self.total
+
+    x = np.ones((2, 2), np.float32)
+    my_sum = ComputeSum(2)
+    my_sum(x)
+    np.testing.assert_array_equal(my_sum(x), [4.0, 4.0])
+    assert len(my_sum.weights) == 1 and my_sum.trainable_weights == []
+    with pytest.raises(NotImplementedError, match="add_loss"):
+        my_sum.add_loss(1.0)

@@ -136,6 +136,12 @@ class Variable(_TensorOperators):
                              f"shape {value.shape}")
         self.value[...] = value
 
+    def assign_add(self, value):
+        self.assign(self.value + np.asarray(value))
+
+    def assign_sub(self, value):
+        self.assign(self.value - np.asarray(value))
+
     def __array__(self, dtype=None, copy=None):
         return np.array(self.value, dtype=dtype, copy=True) if copy else np.asarray(self.value, dtype=dtype)
 
@@ -497,6 +503,13 @@ class Layer:
                if w.regularizer is not None and w.trainable and self.trainable]
         return own + list(getattr(self, "_activity_losses", ())) + \
             [loss for layer in self._sublayers() for loss in layer.losses]
+
+    def add_loss(self, loss):
+        """Refused: a loss added in call() would need its gradient through the traced graph,
+        which fastconv.keras does not compute; use a weight regularizer or activity_regularizer."""
+        raise NotImplementedError(f'Layer "{self.name}" ({type(self).__name__}): add_loss() is not supported by '
+                                  "fastconv.keras; use kernel_regularizer=/activity_regularizer= on the layers, or "
+                                  "add the term to the compiled loss")
 
     @property
     def weights(self):
