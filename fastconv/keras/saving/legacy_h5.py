@@ -23,7 +23,7 @@ from fastconv.keras.saving import keras_format
 from fastconv.keras.saving.atomic import atomic_write
 from fastconv.keras.saving.layer_order import keras_layers, keras_weights
 from fastconv.keras.saving.optimizer_state import OptimizerState
-from fastconv.keras.saving.safe_h5 import SafeH5, h5py
+from fastconv.keras.saving.safe_h5 import SafeH5, ShapeMismatchError, h5py
 
 
 def legacy_weights(layer):
@@ -97,8 +97,8 @@ def _layer_arrays(h5, group_path, layer, skip_mismatch, label):
     for variable, name in zip(variables, names):
         try:
             plan.append((variable, _dataset_at(h5, group, group_path, name, variable.shape)))
-        except ValueError as exc:
-            if not skip_mismatch or "has shape" not in str(exc):
+        except ShapeMismatchError as exc:
+            if not skip_mismatch:
                 raise
             warnings.warn(f"Skipping loading weight {variable.path} of {label}: {exc}", stacklevel=4)
     return plan, None

@@ -34,6 +34,10 @@ def is_hdf5(filepath):
         return f.read(8) == HDF5_MAGIC
 
 
+class ShapeMismatchError(ValueError):
+    """A dataset of another shape than the model's weight (``skip_mismatch`` skips those)."""
+
+
 class SafeH5:
     """An HDF5 file (a path or bytes) open for reading; ``where`` names it in the errors."""
 
@@ -124,7 +128,7 @@ class SafeH5:
             expected = "a float array" if kinds == "f" else f"an array of kind {kinds!r}"
             raise self.error(path, f"holds dtype {dtype}; {expected} is expected")
         if shape is not None and found != tuple(shape):
-            raise self.error(path, f"has shape {found}; the model expects {tuple(shape)}")
+            raise ShapeMismatchError(f"{self.where}: {path}: has shape {found}; the model expects {tuple(shape)}")
         try:
             value = np.asarray(node[()])
         except self._errors as exc:
