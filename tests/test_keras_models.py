@@ -160,7 +160,8 @@ def test_model_with_two_inputs_predicts_in_batches():
     a, b = fk.Input((3,)), fk.Input((3,))
     dense = L.Dense(2, name="shared")
     model = fk.Model([a, b], L.Add()([dense(a), dense(b)]))  # one layer called twice
-    assert [layer.name for layer in model.layers] == ["input_layer", "shared", "input_layer_1", "add"]
+    # Keras's order: by depth, the two inputs first (checked against Keras in tests/test_keras_graph_order.py).
+    assert [layer.name for layer in model.layers] == ["input_layer", "input_layer_1", "shared", "add"]
     xa, xb = np.random.default_rng(8).random((2, 7, 3), dtype=np.float32)
     kernel, bias = dense.get_weights()
     np.testing.assert_allclose(model.predict([xa, xb], batch_size=3, verbose=0), (xa + xb) @ kernel + 2 * bias, rtol=1e-5, atol=1e-6)

@@ -149,13 +149,40 @@ class Graph:
 
     @property
     def layers(self):
-        """The layers in the order of their first call (input layers included)."""
-        out, seen = [], set()
+        """The layers (input layers included) in Keras's order, which ``model.layers``,
+        ``summary``, ``get_weights`` and weight files by order follow: by decreasing depth (the
+        longest path to an output), and within a depth in the order a depth-first walk from the
+        outputs, inputs in argument order, first reaches them (Keras's ``map_graph``)."""
+        first_reached = {}
+
+        def walk(node, on_path):
+            first_reached.setdefault(id(node.layer), len(first_reached))
+            if id(node) in on_path:
+                return
+            on_path.add(id(node))
+            if not isinstance(node.layer, InputLayer):
+                for t in node.inputs:
+                    walk(_producer(t), on_path)
+
+        visited = set()
+        for t in self.outputs:
+            walk(_producer(t), visited)
+        # Depths from the outputs back: a node is one deeper than the deepest node reading it;
+        # a layer called several times takes the depth of its deepest call.
+        depth = {}
+        for node in reversed(self.all_nodes):
+            d = depth.setdefault(id(node), 0)
+            if not isinstance(node.layer, InputLayer):
+                for t in node.inputs:
+                    parent = _producer(t)
+                    depth[id(parent)] = max(depth.get(id(parent), 0), d + 1)
+        layer_depth, layers = {}, {}
         for node in self.all_nodes:
-            if id(node.layer) not in seen:
-                seen.add(id(node.layer))
-                out.append(node.layer)
-        return out
+            key = id(node.layer)
+            layers[key] = node.layer
+            layer_depth[key] = max(layer_depth.get(key, 0), depth[id(node)])
+        order = sorted(layers, key=lambda key: (-layer_depth[key], first_reached[key]))
+        return [layers[key] for key in order]
 
     def run(self, arrays, training=False, record=False, want_logits=False, context=None, observer=None):
         """(outputs, tape, logits): ``tape`` is the list of (node, cache) when ``record``; ``logits``
