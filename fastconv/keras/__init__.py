@@ -13,6 +13,7 @@ trains it (fastconv.keras.trainer).
 """
 from fastconv.keras import (
     activations,
+    applications,
     backend,
     callbacks,
     config,
@@ -30,5 +31,6 @@ from fastconv.keras import (
 from fastconv.keras.layers import Input, Layer
 from fastconv.keras.models import Model, Sequential
 
-__all__ = ["Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks", "config", "datasets",
-           "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "preprocessing", "utils"]
+__all__ = ["Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks", "config",
+           "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "preprocessing",
+           "utils"]
