@@ -26,6 +26,7 @@ the first output row whose window starts at or after it); chunks with fewer outp
 halo needs (``ceil((eff - stride) / stride)``, for example single-pixel chunks under a 5x5
 filter) are merged into their neighbour, since a halo cannot reach past the next chunk.
 """
+import functools
 import threading
 
 import numpy as np
@@ -112,6 +113,11 @@ def _windowed(x, fill, pads, out_hw, strides, effs, channels, dtype, block_fn):
                           meta=np.empty((0, 0, 0, 0), dtype=dtype))
 
 
+def _conv_chunk(chunk, filters, strides, dilations, bias, activation):
+    # A function of the module, not a closure: the graph's tasks must pickle (dask.distributed).
+    return fastconv.conv2d(chunk, filters, strides, "VALID", dilations=dilations, bias=bias, activation=activation)
+
+
 def _pairs(pads):
     pt, pb, pl, pr = pads
     return ((pt, pb), (pl, pr))
@@ -151,10 +157,8 @@ def conv2d(input, filters, strides, padding, dilations=None, *, bias=None, activ
     kh, kw, _, cout = geo.filter_shape
     effs = tuple((k - 1) * d + 1 for k, d in zip((kh, kw), geo.dilations))
 
-    def block(chunk):
-        return fastconv.conv2d(chunk, wc, geo.strides, "VALID", dilations=geo.dilations, bias=bc,
-                               activation=activation)
-
+    block = functools.partial(_conv_chunk, filters=wc, strides=geo.strides, dilations=geo.dilations, bias=bc,
+                              activation=activation)
     y = _windowed(input.astype(compute), 0, _pairs(geo.pads), geo.output_nhwc[1:3], geo.strides, effs, cout,
                   compute, block)
     return y.astype(result_dtype)
@@ -175,13 +179,10 @@ def _pool(fn, input, ksize, strides, padding, kind):
             total = max((out - 1) * s + k - size, 0) if geo.padding == "SAME" else 0
             pads.append((total // 2, total - total // 2))
     x = input.astype(compute)
+    block = functools.partial(fastconv.max_pool2d if kind == "max" else fastconv.avg_pool2d, ksize=geo.ksize,
+                              strides=geo.strides, padding="VALID")
     if kind == "max":
-        def block(chunk):
-            return fastconv.max_pool2d(chunk, geo.ksize, geo.strides, "VALID")
         return _windowed(x, -np.inf, pads, (oh, ow), geo.strides, geo.ksize, c, compute, block).astype(result_dtype)
-
-    def block(chunk):
-        return fastconv.avg_pool2d(chunk, geo.ksize, geo.strides, "VALID")
     y = _windowed(x, 0, pads, (oh, ow), geo.strides, geo.ksize, c, compute, block)
     if any(p != (0, 0) for p in pads):
         # The window's mean over its real elements: the VALID mean over the zero-padded window
@@ -237,6 +238,14 @@ def _channels_last(layer):
         _refuse(layer, "is channels_first")
 
 
+def _call_layer(chunk, layer):
+    return layer._invoke_call(chunk, False)
+
+
+def _call_merge(*chunks, layer):
+    return layer._invoke_call(list(chunks), False)
+
+
 def _apply_layer(layer, args):
     from fastconv.keras import activations
 
@@ -259,11 +268,11 @@ def _apply_layer(layer, args):
     if kind in _PIXELWISE:
         if kind in ("BatchNormalization", "Softmax") and layer.axis not in (-1, 3):
             _refuse(layer, f"normalises along axis {layer.axis}, not the channels")
-        return x.map_blocks(lambda chunk: layer._invoke_call(chunk, False), dtype=x.dtype)
+        return x.map_blocks(_call_layer, layer=layer, dtype=x.dtype)
     if kind in _MERGES:
         # Branches of other kernels leave other chunks (merged where a halo did not fit): take the first's.
         aligned = [a.rechunk(x.chunks) for a in args]
-        return da.map_blocks(lambda *chunks: layer._invoke_call(list(chunks), False), *aligned, dtype=x.dtype)
+        return da.map_blocks(_call_merge, *aligned, layer=layer, dtype=x.dtype)
     if kind == "Concatenate":
         if layer.axis not in (-1, 3):
             _refuse(layer, f"concatenates along axis {layer.axis}, not the channels")
