@@ -226,3 +226,15 @@ def test_bad_options_are_refused(kwargs, error, match):
 def test_positional_arguments_follow_keras_order():
     gen = ImageDataGenerator(True, False, True)
     assert gen.featurewise_center and not gen.samplewise_center and gen.featurewise_std_normalization
+
+
+def test_malaria_example_trains_on_augmented_batches_of_synthetic_cells(monkeypatch):
+    """``--augment``: the lecture's generator on the training slides, validation on other slides."""
+    monkeypatch.delenv("FASTCONV_MALARIA_DIR", raising=False)
+    from fastconv.examples import malaria as job
+
+    result = job.main(["--limit", "300", "--image-size", "32", "--epochs", "2", "--augment", "--no-figures",
+                       "--verbose", "0", "--seed", "2"])
+    assert result["source"].startswith("SYNTHETIC") and result["epochs"] == 2
+    assert set(result["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert 0.0 <= result["accuracy"] <= 1.0 and np.isfinite(result["history"]["val_loss"]).all()

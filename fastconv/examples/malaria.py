@@ -1,6 +1,7 @@
 """The lecture's malaria CNN, end to end: load, resize, split by slide, train, evaluate, save.
 
     python -m fastconv.examples.malaria --data-dir ../shared/malaria --epochs 30 --save model.keras
+    python -m fastconv.examples.malaria --data-dir ../shared/malaria --augment   # the lecture's augmentation
     python -m fastconv.examples.malaria                    # SYNTHETIC cells: no data needed
 
 Without --data-dir (or $FASTCONV_MALARIA_DIR) it trains on synthetic stained cells
@@ -15,6 +16,12 @@ on the validation loss (patience 5, keeping the best weights).  Figures go to --
 sample cells, training curves, the confusion matrix, the first layer's filters and the feature
 maps of one cell.  Prints Keras-style progress and the final test accuracy; --save writes a model
 that fastconv.keras.models.load_model restores.
+
+``--augment`` trains on the lecture's augmented batches (ImageDataGenerator with rotation_range=40,
+width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2, zoom_range=0.2,
+horizontal_flip=True, fill_mode="nearest": new random transforms every epoch) and holds out whole
+slides for the validation (about 10% of the training cells, split_by_slide), so that early
+stopping watches cells from slides the model does not train on, as the test does.
 """
 import argparse
 import os
@@ -30,6 +37,10 @@ from fastconv.keras.callbacks import EarlyStopping
 from fastconv.keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from fastconv.keras.models import load_model
 from fastconv.keras.utils import plot_model, set_random_seed
+from fastconv.preprocessing.image import ImageDataGenerator
+
+LECTURE_AUGMENTATION = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2,
+                            zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
 
 
 def build_model(image_size=(100, 100)):
@@ -73,6 +84,8 @@ def parse_args(argv):
     parser.add_argument("--test-size", type=float, default=0.2, help="fraction of cells (whole slides) for the test")
     parser.add_argument("--patience", type=int, default=5, help="early stopping patience on val_loss")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augment", action="store_true",
+                        help="train on the lecture's augmented batches, validate on held-out slides")
     parser.add_argument("--save", help="save the trained model here (e.g. model.keras)")
     parser.add_argument("--out", default=os.path.join("out", "malaria"), help="folder for the figures")
     parser.add_argument("--no-figures", action="store_true")
@@ -108,10 +121,20 @@ def main(argv=None):
                         titles=[malaria.CLASS_NAMES[k] for k in y_test[:10]], ncols=5)
 
     t0 = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1,
-                        callbacks=[EarlyStopping(monitor="val_loss", patience=args.patience,
-                                                 restore_best_weights=True)],
-                        verbose=args.verbose)
+    early_stopping = EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
+    if args.augment:
+        fit_idx, val_idx = malaria.split_by_slide(names[train_idx], test_size=0.1, seed=args.seed + 1,
+                                                  labels=y_train)
+        print(f"augmented training on {len(fit_idx)} cells, validation on {len(val_idx)} cells of other slides",
+              flush=True)
+        batches = ImageDataGenerator(**LECTURE_AUGMENTATION).flow(x_train[fit_idx], y_train[fit_idx],
+                                                                   batch_size=args.batch_size, seed=args.seed)
+        history = model.fit(batches, epochs=args.epochs, shuffle=False,
+                            validation_data=(x_train[val_idx], y_train[val_idx]),
+                            callbacks=[early_stopping], verbose=args.verbose)
+    else:
+        history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                            validation_split=0.1, callbacks=[early_stopping], verbose=args.verbose)
     train_seconds = time.perf_counter() - t0
     probabilities = model.predict(x_test, batch_size=args.batch_size, verbose=0)
     y_pred = (probabilities > 0.5).astype(int).reshape(y_test.shape)
