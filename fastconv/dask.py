@@ -224,6 +224,9 @@ def avg_pool2d(input, ksize, strides, padding):
 _PIXELWISE = {"Activation", "ReLU", "LeakyReLU", "ELU", "BatchNormalization", "Dropout", "SpatialDropout2D",
               "GaussianNoise", "GaussianDropout", "AlphaDropout", "Identity", "Softmax"}
 _MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+# Layers whose output mixes the whole image (or changes its shape to something else than an image).
+_NOT_CONVOLUTIONAL = {"Flatten", "Dense", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Reshape", "Permute",
+                      "RepeatVector"}
 
 
 def _refuse(layer, why):
@@ -278,7 +281,9 @@ def _apply_layer(layer, args):
             _refuse(layer, f"concatenates along axis {layer.axis}, not the channels")
         first = args[0].chunks[:3]
         return da.concatenate([a.rechunk(first + (-1,)) for a in args], axis=3).rechunk({3: -1})
-    _refuse(layer, "is not fully convolutional (its output at a pixel depends on more than a window around it)")
+    if kind in _NOT_CONVOLUTIONAL:
+        _refuse(layer, "is not fully convolutional (its output at a pixel depends on more than a window around it)")
+    _refuse(layer, "is not one of the layers apply runs")
 
 
 def apply(model, image):

@@ -234,6 +234,10 @@ def test_apply_refuses_dense_and_points_to_predict():
         fd.apply(model, da.zeros((1, 16, 16, 1), chunks=(1, 8, 8, 1)))
     with pytest.raises(TypeError, match="must be a dask.array.Array"):
         fd.apply(model, np.zeros((1, 16, 16, 1)))
+    from fastconv.keras.layers import DepthwiseConv2D
+    model = Sequential([Input((None, None, 2)), DepthwiseConv2D(3)])
+    with pytest.raises(ValueError, match=r"\(DepthwiseConv2D\) is not one of the layers apply runs"):
+        fd.apply(model, da.zeros((1, 16, 16, 2), chunks=(1, 8, 8, 2)))
 
 
 # ---------------------------------------------------------------------------- predict
