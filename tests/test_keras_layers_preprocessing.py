@@ -119,6 +119,8 @@ def test_random_layers_are_the_identity_outside_training_and_reproducible_with_a
     (lambda m: m.Resizing(7, 9, interpolation="nearest"), (2, 20, 24, 3)),
     (lambda m: m.Resizing(33, 40, interpolation="nearest"), (2, 20, 24, 3)),
     (lambda m: m.Resizing(10, 10, crop_to_aspect_ratio=True), (2, 20, 24, 3)),
+    (lambda m: m.Resizing(10, 10, pad_to_aspect_ratio=True, fill_value=0.5), (2, 20, 24, 3)),
+    (lambda m: m.Resizing(30, 9, pad_to_aspect_ratio=True), (2, 20, 24, 3)),
     (lambda m: m.Resizing(6, 9, data_format="channels_first"), (2, 3, 20, 24)),
     (lambda m: m.CenterCrop(11, 8), (2, 20, 24, 3)), (lambda m: m.CenterCrop(30, 20), (2, 20, 24, 3)),
     (lambda m: m.CenterCrop(11, 8), (20, 24, 3)),
@@ -138,6 +140,7 @@ def test_deterministic_layers_match_keras(tf, make, shape):
     lambda m: m.Normalization(mean=[0.2, 0.5, 0.7], variance=[0.1, 0.04, 2.0], invert=True),
     lambda m: m.Resizing(7, 9), lambda m: m.Resizing(31, 17), lambda m: m.Resizing(9, 9, interpolation="nearest"),
     lambda m: m.Resizing(10, 10, crop_to_aspect_ratio=True), lambda m: m.CenterCrop(11, 8),
+    lambda m: m.Resizing(10, 10, pad_to_aspect_ratio=True), lambda m: m.Resizing(30, 9, pad_to_aspect_ratio=True),
     lambda m: m.CenterCrop(30, 20),
 ])
 def test_gradients_match_tensorflow(tf, make):
@@ -266,7 +269,8 @@ def test_layers_work_inside_dataset_map():
     (lambda: L.RandomBrightness(0.1, value_range=5), ValueError, "value_range"),
     (lambda: L.RandomFlip("diagonal"), ValueError, "unknown mode argument diagonal"),
     (lambda: L.Resizing(5, 5, interpolation="bicubic"), ValueError, "'bilinear' or 'nearest' only"),
-    (lambda: L.Resizing(5, 5, pad_to_aspect_ratio=True), ValueError, "pad_to_aspect_ratio=True is not implemented"),
+    (lambda: L.Resizing(5, 5, pad_to_aspect_ratio=True, crop_to_aspect_ratio=True), ValueError, "Only one of"),
+    (lambda: L.Resizing(5, 5, fill_mode="reflect"), ValueError, "Only `'constant'` is supported"),
     (lambda: L.Resizing(5, 5, antialias=True), ValueError, "antialias=True is not implemented"),
     (lambda: L.Resizing(0, 5), ValueError, "height must be a positive int"),
     (lambda: L.Normalization(mean=[1.0]), ValueError, "both `mean` and `variance` must be set"),

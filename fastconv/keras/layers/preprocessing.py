@@ -124,14 +124,24 @@ class _CropResizeCache(NamedTuple):
     input_shape: tuple       # NHWC
     box: tuple               # (top, left, height, width) of the crop before the resize
     interpolation: str
+    pad: tuple = (0, 0)      # rows, columns of fill added on each side before the resize
 
 
 def _crop_resize_backward(cache, grad_nhwc):
     top, left, ch, cw = cache.box
-    g = _resize_nhwc_grad(grad_nhwc, (ch, cw), cache.interpolation)
+    pad_h, pad_w = cache.pad
+    g = _resize_nhwc_grad(grad_nhwc, (ch + 2 * pad_h, cw + 2 * pad_w), cache.interpolation)
     out = np.zeros(cache.input_shape, dtype=grad_nhwc.dtype)
-    out[:, top:top + ch, left:left + cw] = g
+    out[:, top:top + ch, left:left + cw] = g[:, pad_h:pad_h + ch, pad_w:pad_w + cw]
     return out
+
+
+def _aspect_pad(h, w, height, width):
+    """Keras's padding of an (h, w) image to the aspect ratio height:width: the rows and the
+    columns of fill added on each side (TensorFlow pads both sides by the same amount)."""
+    pad_h = max(h, int(float(w * height) / width))
+    pad_w = max(w, int(float(h * width) / height))
+    return int(float(pad_h - h) / 2), int(float(pad_w - w) / 2)
 
 
 # ------------------------------------------------------------------------------- image base class
@@ -484,7 +494,7 @@ class Normalization(Layer):
 class Resizing(_ImageLayer):
     """Resize images to (``height``, ``width``), as ``tf.image.resize`` (bilinear or nearest,
     half-pixel centres); ``crop_to_aspect_ratio=True`` first crops the centre to the target's
-    aspect ratio."""
+    aspect ratio, ``pad_to_aspect_ratio=True`` pads both sides with ``fill_value`` to it."""
 
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
                  fill_mode="constant", fill_value=0.0, antialias=False, data_format=None, **kwargs):
@@ -495,9 +505,11 @@ class Resizing(_ImageLayer):
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(f"{_owner(self)}: fastconv.keras resizes with interpolation 'bilinear' or 'nearest' "
                              f"only. Received: interpolation={interpolation!r}")
-        if pad_to_aspect_ratio:
-            raise ValueError(f"{_owner(self)}: pad_to_aspect_ratio=True is not implemented by fastconv.keras "
-                             "(crop_to_aspect_ratio=True is)")
+        if pad_to_aspect_ratio and crop_to_aspect_ratio:
+            raise ValueError("Only one of `pad_to_aspect_ratio` & `crop_to_aspect_ratio` can be `True`.")
+        if fill_mode != "constant":
+            raise ValueError("Invalid value for argument `fill_mode`. Only `'constant'` is supported. "
+                             f"Received: fill_mode={fill_mode}")
         if antialias:
             raise ValueError(f"{_owner(self)}: antialias=True is not implemented by fastconv.keras")
         self.height, self.width = int(height), int(width)
@@ -518,8 +530,12 @@ class Resizing(_ImageLayer):
         images = np.asarray(images, dtype=self.dtype)
         x = self._to_nhwc(images)
         top, left, ch, cw = box = self._crop_box(*x.shape[1:3])
-        out = _resize_nhwc(x[:, top:top + ch, left:left + cw], self.height, self.width, self.interpolation)
-        return self._from_nhwc(out, images), (_CropResizeCache(x.shape, box, self.interpolation), images.ndim)
+        window = x[:, top:top + ch, left:left + cw]
+        pad = _aspect_pad(ch, cw, self.height, self.width) if self.pad_to_aspect_ratio else (0, 0)
+        if pad != (0, 0):
+            window = np.pad(window, ((0, 0), (pad[0],) * 2, (pad[1],) * 2, (0, 0)), constant_values=self.fill_value)
+        out = _resize_nhwc(window, self.height, self.width, self.interpolation)
+        return self._from_nhwc(out, images), (_CropResizeCache(x.shape, box, self.interpolation, pad), images.ndim)
 
     def backward(self, cache, grad, need_input_grad=True):
         if not need_input_grad:
