@@ -50,7 +50,7 @@ def _numpy(transformation):
     lambda m: m.RandomFlip("vertical", seed=12),
     lambda m: m.RandomContrast(0.5, value_range=(0, 1), seed=13),
     lambda m: m.RandomBrightness((-0.2, 0.4), value_range=(0, 1), seed=14),
-    lambda m: m.RandomCrop(11, 13, seed=15),
+    lambda m: m.RandomCrop(11, 13, seed=15), lambda m: m.RandomCrop(22, 10, seed=17),
     lambda m: m.RandomRotation(0.2, data_format="channels_first", seed=16),
 ], ids=lambda make: "")
 def test_transform_images_of_a_keras_transformation_match_keras(tf, make):
