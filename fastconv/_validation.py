@@ -11,8 +11,14 @@ import numpy as np
 
 DATA_FORMATS = ("NHWC", "NCHW")
 
-# Largest reduction length or channel count the micro-kernels take (their counters are C ints).
+# Largest reduction length or channel count the micro-kernels take (their counters are C ints),
+# and the largest stride, window size, dilation or padding any function takes: with every extent
+# below 2**62 (MAX_EXTENT), the index arithmetic of the kernels (in ptrdiff_t: sizes plus paddings,
+# output positions times strides, window sizes times dilations) stays far inside int64.
 MAX_INT32 = 2**31 - 1
+# Largest number of elements of an array a shape argument or a result may describe, and so also
+# the largest extent of one of its axes.
+MAX_ELEMENTS = 2**62
 
 
 def as_numeric_array(value, fn, name):
@@ -60,6 +66,44 @@ def _as_int(value):
     return operator.index(value)
 
 
+def _check_geometry_limit(items, fn, name, value):
+    if any(v > MAX_INT32 for v in items):
+        raise ValueError(f"{fn}: {name} must be at most 2**31 - 1 (fastconv's kernels take no larger). "
+                         f"Received: {name}={value!r}")
+
+
+def shape_argument(value, fn, name, length_options):
+    """A shape argument (list, tuple or array of ints) as a tuple of non-negative ints, of one of
+    the lengths ``length_options`` (None: any length, for the caller to check).
+
+    Floats, strings and bools are refused (never truncated); so is a shape of more than
+    MAX_ELEMENTS elements, which no 64-bit index of fastconv's kernels reaches.
+    """
+    lengths = " or ".join(map(str, length_options)) if length_options else "a list of"
+    expected = f"{fn}: {name} must be {lengths} non-negative ints"
+    try:
+        shape = tuple(_as_int(v) for v in np.asarray(value, dtype=object).ravel().tolist())
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: {name} must be a list of ints (not floats, strings or bools). "
+                        f"Received: {name}={value!r}") from None
+    if (length_options and len(shape) not in length_options) or any(v < 0 for v in shape):
+        raise ValueError(f"{expected}. Received: {name}={value!r}")
+    check_elements(fn, name, shape)
+    return shape
+
+
+def check_elements(fn, name, shape, because=""):
+    """Refuse a shape of more than MAX_ELEMENTS elements (counting an empty axis as 1: each extent is
+    used in index arithmetic even when the array is empty); ``because`` names the arguments that
+    gave the shape."""
+    size = 1
+    for v in shape:
+        size *= max(int(v), 1)
+    if size > MAX_ELEMENTS:
+        raise ValueError(f"{fn}: {name} would have shape {tuple(shape)}, more elements than fastconv's 64-bit "
+                         f"indices take (at most 2**62){because}")
+
+
 def normalize_spatial(value, fn, name, data_format, default=1):
     """strides / dilations / ksize in TensorFlow's forms -> (along H, along W).
 
@@ -69,6 +113,8 @@ def normalize_spatial(value, fn, name, data_format, default=1):
     if value is None:
         return (default, default)
     expected = f"{fn}: {name} must be an int or a list of 1, 2 or 4 positive ints. Received: {name}={value!r}"
+    if isinstance(value, (str, bytes)):   # iterable, but not a list of ints (b"1" would read as [49])
+        raise TypeError(expected)
     try:
         items = [_as_int(value)]
     except TypeError:
@@ -91,6 +137,7 @@ def normalize_spatial(value, fn, name, data_format, default=1):
         raise ValueError(expected)
     if any(v < 1 for v in items):
         raise ValueError(expected)
+    _check_geometry_limit(items, fn, name, value)
     return tuple(items)
 
 
@@ -109,6 +156,8 @@ def normalize_padding(padding, fn, data_format, allow_explicit=True):
     if not allow_explicit:
         raise ValueError(f"{fn}: padding must be 'SAME' or 'VALID'. Received: padding={padding!r}")
     try:
+        if isinstance(padding, bytes) or any(isinstance(pair, (str, bytes)) for pair in padding):
+            raise TypeError
         pairs = [[_as_int(v) for v in pair] for pair in padding]
     except TypeError:
         raise TypeError(
@@ -129,6 +178,7 @@ def normalize_padding(padding, fn, data_format, allow_explicit=True):
         pairs = [pairs[h_axis], pairs[w_axis]]
     if any(v < 0 for p in pairs for v in p):
         raise ValueError(f"{fn}: explicit padding must not be negative. Received: padding={padding!r}")
+    _check_geometry_limit([v for p in pairs for v in p], fn, "padding", padding)
     return tuple(tuple(p) for p in pairs)
 
 

@@ -5,14 +5,13 @@ algorithm of each pass in one place (:func:`select_algorithm`), plan the pass (:
 the typed plan the kernels check their buffers against, the packed filters) and allocate the
 outputs; the arithmetic is in the compiled ``_conv`` module.
 """
-import operator
-
 import numpy as np
 
 from fastconv import _conv
 from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
+    check_elements,
     check_int32,
     check_out,
     deliver,
@@ -22,6 +21,7 @@ from fastconv._validation import (
     normalize_data_format,
     normalize_padding,
     normalize_spatial,
+    shape_argument,
     to_nhwc,
     window_geometry,
 )
@@ -75,6 +75,9 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
     - forward with a non-finite filter: im2col.  TensorFlow multiplies the padding (zeros) by
       the filters, so an infinite weight over the padding gives NaN; only the im2col kernel
       multiplies the padding;
+    - input gradient with a non-finite filter, when Winograd would run: direct.  The Winograd
+      input gradient convolves dY padded with 2 - pad zeros, so an infinite weight over that
+      padding gives NaN where TensorFlow, direct and im2col (which multiply real dY only) do not;
     - input gradient by Winograd with a padding wider than 2: direct (the gradient is Winograd's
       convolution of dY padded by 2 - pad, which must not be negative);
     - Winograd: fallback direct, for inputs holding an infinity or NaN (the transforms would mix
@@ -114,7 +117,7 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
         else:
             algorithm = "direct"
     if algorithm == "winograd":
-        if pass_ == "input_gradient" and max(geometry.pads) > 2:
+        if pass_ == "input_gradient" and (max(geometry.pads) > 2 or not finite_filters):
             return "direct", None
         return "winograd", "direct"
     return algorithm, None
@@ -163,6 +166,8 @@ class ConvGeometry:
             )
         self.pads = (pt, pb, pl, pr)
         self.output_nhwc = (n, oh, ow, cout)
+        check_elements(fn, "the input", self.input_nhwc)
+        check_elements(fn, "the result", self.output_nhwc, f" (padding={padding!r}, strides {self.strides})")
         check_int32(fn, reduction_length=kh * kw * cin, out_channels=cout)
 
     @property
@@ -327,20 +332,6 @@ def _forward(x, w, y, geo, algorithm, bias=None, relu=False):
     convolve(plan, x, w, y, bias, relu)
 
 
-def _shape_argument(value, fn, name, length_options):
-    """A shape argument (list, tuple, array of ints) as a tuple of non-negative ints."""
-    try:
-        shape = tuple(int(operator.index(v)) for v in np.asarray(value).ravel().tolist())
-    except TypeError:
-        raise TypeError(f"{fn}: {name} must be a list of ints. Received: {name}={value!r}") from None
-    if len(shape) not in length_options or any(v < 0 for v in shape):
-        raise ValueError(
-            f"{fn}: {name} must be {' or '.join(map(str, length_options))} non-negative ints. "
-            f"Received: {name}={value!r}"
-        )
-    return shape
-
-
 def conv2d_backprop_input(input_sizes, filters, out_backprop, strides, padding, data_format="NHWC",
                           dilations=None, name=None, *, algorithm="auto", out=None):
     """Gradient of :func:`conv2d` with respect to its input, as ``tf.compat.v1.nn.conv2d_backprop_input``.
@@ -367,13 +358,14 @@ def _input_gradient(fn, sizes_name, dy_name, input_sizes, filters, out_backprop,
     dy = as_numeric_array(out_backprop, fn, dy_name)
     _check_algorithm(algorithm, fn)
     fmt = normalize_data_format(data_format, fn)
-    sizes = _shape_argument(input_sizes, fn, sizes_name, (2, 4))
+    sizes = shape_argument(input_sizes, fn, sizes_name, (2, 4))
     if dy.ndim != 4:
         raise ValueError(f"{fn}: {dy_name} must be 4-D ({fmt}); received shape {dy.shape}")
     if len(sizes) == 2:
         if w.ndim != 4:
             raise ValueError(f"{fn}: filters must be 4-D; received shape {w.shape}")
         sizes = layout_shape((dy.shape[0], *sizes, w.shape[2]), fmt)
+        check_elements(fn, sizes_name, sizes)
     geo = ConvGeometry(fn, sizes, w.shape, strides, padding, fmt, dilations)
     _check_algorithm(algorithm, fn, geo)
     if dy.shape != geo.output_shape:
@@ -398,7 +390,8 @@ def _backprop_input(dy, w, dx, geo, algorithm):
     if geo.filter_shape[3] == 0:
         dx[...] = 0
         return
-    convolve(ConvPlan(geo, "input_gradient", dy.dtype, algorithm), dy, w, dx)
+    plan = ConvPlan(geo, "input_gradient", dy.dtype, algorithm, finite_filters=bool(np.isfinite(w).all()))
+    convolve(plan, dy, w, dx)
 
 
 def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, data_format="NHWC",
@@ -417,7 +410,7 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     x = as_numeric_array(input, fn, "input")
     dy = as_numeric_array(out_backprop, fn, "out_backprop")
     _check_algorithm(algorithm, fn)
-    fshape = _shape_argument(filter_sizes, fn, "filter_sizes", (4,))
+    fshape = shape_argument(filter_sizes, fn, "filter_sizes", (4,))
     geo = ConvGeometry(fn, x.shape, fshape, strides, padding, data_format, dilations)
     if dy.shape != geo.output_shape:
         raise ValueError(
@@ -440,6 +433,14 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
 def _backprop_filter(x, dy, geo, algorithm):
     if 0 in geo.filter_shape or dy.size == 0:
         return np.zeros(geo.filter_shape, dtype=x.dtype)
+    if any(geo.pads) and not np.isfinite(dy).all():
+        # TensorFlow multiplies the padding (zeros) by dY like any input, so an infinite or NaN
+        # gradient over the padding gives NaN; the kernels skip the padding, so for a non-finite
+        # dY the zeros are made real first (VALID over the padded input has the same windows).
+        pt, pb, pl, pr = geo.pads
+        x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        geo = ConvGeometry("conv2d_backprop_filter", x.shape, geo.filter_shape, geo.strides, "VALID", "NHWC",
+                           geo.dilations)
     return ConvPlan(geo, "filter_gradient", x.dtype, algorithm).filter_gradient(x, dy)
 
 

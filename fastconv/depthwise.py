@@ -8,10 +8,10 @@ module (vectorised along the channel axis).
 import numpy as np
 
 from fastconv import _depthwise
-from fastconv.conv import _shape_argument as shape_argument
 from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
+    check_elements,
     check_int32,
     check_out,
     deliver,
@@ -21,6 +21,7 @@ from fastconv._validation import (
     normalize_data_format,
     normalize_padding,
     normalize_spatial,
+    shape_argument,
     to_nhwc,
     window_geometry,
 )
@@ -67,6 +68,8 @@ class _DepthwiseGeometry:
             )
         self.pads = (pt, pb, pl, pr)
         self.output_nhwc = (n, oh, ow, c * multiplier)
+        check_elements(fn, "the input", self.input_nhwc)
+        check_elements(fn, "the result", self.output_nhwc, f" (padding={padding!r}, strides {self.strides})")
         check_int32(fn, out_channels=c * multiplier)
 
     @property
@@ -178,6 +181,7 @@ def depthwise_conv2d_backprop_input(input_sizes, filter, out_backprop, strides, 
         if w.ndim != 4:
             raise ValueError(f"{fn}: filter must be 4-D; received shape {w.shape}")
         sizes = layout_shape((dy.shape[0], *sizes, w.shape[2]), fmt)
+        check_elements(fn, "input_sizes", sizes)
     geo = _DepthwiseGeometry(fn, sizes, w.shape, strides, padding, fmt, dilations)
     if dy.shape != geo.output_shape:
         raise ValueError(

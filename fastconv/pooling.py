@@ -12,6 +12,7 @@ from fastconv import _pooling
 from fastconv._threads import ELEMENTS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
+    check_elements,
     check_out,
     deliver,
     direct_output,
@@ -21,6 +22,7 @@ from fastconv._validation import (
     normalize_data_format,
     normalize_padding,
     normalize_spatial,
+    shape_argument,
     to_nhwc,
     window_geometry,
 )
@@ -53,6 +55,8 @@ class _PoolGeometry:
             )
         self.input_nhwc = (n, h, w, c)
         self.output_nhwc = (n, oh, ow, c)
+        check_elements(fn, "the input", self.input_nhwc)
+        check_elements(fn, "the result", self.output_nhwc, f" (padding={padding!r}, strides {self.strides})")
         self.plan = _pooling.PoolPlan(self.input_nhwc, self.output_nhwc, self.ksize, self.strides, (pt, pl),
                                       threads_for(n * h * w * c, ELEMENTS_PER_THREAD))
 
@@ -145,7 +149,8 @@ def max_pool2d_grad_with_argmax(input_shape, grad, argmax, ksize, strides, paddi
     the input element its argmax names; overlapping windows accumulate.
     """
     fn = "max_pool2d_grad_with_argmax"
-    shape = tuple(np.shape(input_shape)) if np.ndim(input_shape) > 1 else tuple(int(v) for v in input_shape)
+    shape = (tuple(np.shape(input_shape)) if np.ndim(input_shape) > 1
+             else shape_argument(input_shape, fn, "input_shape", None))
     geo = _PoolGeometry(fn, shape, ksize, strides, padding, "NHWC", allow_explicit=False)
     g = as_numeric_array(grad, fn, "grad")
     a = np.asarray(argmax)
@@ -210,10 +215,7 @@ def avg_pool2d_grad(orig_input_shape, grad, ksize, strides, padding, data_format
     """Gradient of :func:`avg_pool2d`, as TensorFlow's raw op ``AvgPoolGrad``: each element of
     ``grad`` is spread evenly over the real elements of its window."""
     fn = "avg_pool2d_grad"
-    try:
-        shape = tuple(int(v) for v in np.asarray(orig_input_shape).ravel())
-    except (TypeError, ValueError):
-        raise TypeError(f"{fn}: orig_input_shape must be 4 ints. Received: {orig_input_shape!r}") from None
+    shape = shape_argument(orig_input_shape, fn, "orig_input_shape", None)
     g = as_numeric_array(grad, fn, "grad")
     geo = _PoolGeometry(fn, shape, ksize, strides, padding, data_format, allow_explicit=False)
     if g.shape != geo.output_shape:

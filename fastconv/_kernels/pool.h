@@ -24,11 +24,13 @@ static inline ptrdiff_t fc_clip_hi(ptrdiff_t start, ptrdiff_t size, ptrdiff_t ex
 }
 
 /* The outputs o in [lo, hi) whose window o*s - pad .. o*s - pad + k - 1 contains input i >= 0:
-   o*s > i + pad - k and o*s <= i + pad. */
+   o*s > i + pad - k and o*s <= i + pad.  lo = ceil(first / s), written (first - 1) / s + 1:
+   the usual (first + s - 1) / s overflows for strides near the int64 limit (it went negative,
+   and the gradient row read before its buffer). */
 static inline ptrdiff_t fc_covering_lo(ptrdiff_t i, ptrdiff_t pad, ptrdiff_t k, ptrdiff_t s)
 {
     const ptrdiff_t first = i + pad - k + 1;
-    return first > 0 ? (first + s - 1) / s : 0;
+    return first > 0 ? (first - 1) / s + 1 : 0;
 }
 
 static inline ptrdiff_t fc_covering_hi(ptrdiff_t i, ptrdiff_t pad, ptrdiff_t s, ptrdiff_t n_out)
