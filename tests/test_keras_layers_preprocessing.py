@@ -46,6 +46,8 @@ def _numpy(transformation):
     lambda m: m.RandomZoom((-0.4, -0.1), (0.1, 0.5), fill_mode="constant", seed=7),
     lambda m: m.RandomTranslation(0.2, (-0.3, 0.1), seed=8),
     lambda m: m.RandomTranslation(0.3, 0.3, fill_mode="nearest", seed=9),
+    lambda m: m.RandomRotation(0.2, interpolation="nearest", seed=18),
+    lambda m: m.RandomZoom(0.3, interpolation="nearest", fill_mode="constant", seed=19),
     lambda m: m.RandomFlip(seed=10), lambda m: m.RandomFlip("horizontal", seed=11),
     lambda m: m.RandomFlip("vertical", seed=12),
     lambda m: m.RandomContrast(0.5, value_range=(0, 1), seed=13),
