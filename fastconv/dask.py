@@ -40,7 +40,7 @@ except ImportError as exc:  # the optional extra is not installed
 import fastconv
 from fastconv.conv import ConvGeometry
 from fastconv.pooling import _PoolGeometry
-from fastconv._validation import as_numeric_array, float_dtypes
+from fastconv._validation import as_numeric_array, float_dtypes, window_geometry
 
 __all__ = ["apply", "avg_pool2d", "conv2d", "max_pool2d", "predict"]
 
@@ -170,14 +170,9 @@ def _pool(fn, input, ksize, strides, padding, kind):
     compute, result_dtype = float_dtypes(fn, np.empty(0, input.dtype))
     n, h, w, c = geo.input_nhwc
     _, oh, ow, _ = geo.output_nhwc
-    pads = []
-    for size, out, k, s in zip((h, w), (oh, ow), geo.ksize, geo.strides):
-        # The in-memory op's padding, from its (padded) extent: SAME splits it, the odd one after.
-        if isinstance(geo.padding, tuple):
-            pads.append(geo.padding[len(pads)])
-        else:
-            total = max((out - 1) * s + k - size, 0) if geo.padding == "SAME" else 0
-            pads.append((total // 2, total - total // 2))
+    # The in-memory op's padding of each axis, (before, after).
+    pads = [window_geometry(size, k, s, 1, geo.padding, axis)[1:]
+            for axis, (size, k, s) in enumerate(zip((h, w), geo.ksize, geo.strides))]
     x = input.astype(compute)
     block = functools.partial(fastconv.max_pool2d if kind == "max" else fastconv.avg_pool2d, ksize=geo.ksize,
                               strides=geo.strides, padding="VALID")
