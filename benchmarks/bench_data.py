@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_conv import load_tensorflow, time_rounds  # noqa: E402
+from bench_conv import time_rounds  # noqa: E402
+from contenders import load_tensorflow  # noqa: E402
 
 import fastconv as fc  # noqa: E402
 from fastconv.image import affine_transform  # noqa: E402
