@@ -1,0 +1,192 @@
+"""Whole networks: fastconv.keras against Keras on TensorFlow and OpenVINO, with the same weights.
+
+    python benchmarks/bench_networks.py                # ResNet50, MobileNetV2 at 224x224 (about 15 minutes)
+    python benchmarks/bench_networks.py --quick        # 32x32 inputs, batch 1 and 2, 1 round: a smoke run (CI)
+    python benchmarks/bench_networks.py --rounds 5 --json results/networks.json
+
+The Keras model (``keras.applications``, random weights, seed 0) is saved as a ``.keras`` file
+and loaded by ``fastconv.keras.models.load_model``: both run the same architecture and weights.
+OpenVINO (``pip install openvino``; skipped when absent) compiles the Keras model for the CPU and
+runs it with one synchronous request: a benchmark peer only.
+
+Measured, in this process, as medians of interleaved rounds (after one warm-up each: Keras traces
+its graph then):
+
+- ``predict`` images/s at batch 1 (latency) and batch 32 (``predict_on_batch``, one batch of
+  random images), for ``model.predict_on_batch`` and, for fastconv, the frozen inference model
+  of :mod:`fastconv.keras.inference` (BatchNormalization folded into the convolutions, plans and
+  packed filters built once);
+- a check that every contender's outputs (the logits: ``classifier_activation=None``) agree with
+  Keras's (largest difference relative to the largest output, at most 1e-4);
+- a training step (forward, backward, Adam: ``train_on_batch``) of ResNet50 at 112x112,
+  batch 16, categorical cross-entropy.
+
+The malaria CNN's epoch is bench_training.py's.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_conv import time_rounds  # noqa: E402
+
+AGREEMENT = 1e-4  # largest |difference| / largest |Keras output|
+
+
+def keras_network(keras, name, size):
+    keras.utils.set_random_seed(0)
+    builder = getattr(keras.applications, name)
+    # Logits (no softmax): random weights give near-uniform probabilities, which would agree trivially.
+    return builder(weights=None, input_shape=(size, size, 3), classifier_activation=None)
+
+
+def fastconv_twin(keras_model, directory):
+    """The Keras model saved as a .keras file and loaded by fastconv.keras: the same weights."""
+    from fastconv.keras import models
+    path = os.path.join(directory, f"{keras_model.name}.keras")
+    keras_model.save(path)
+    return models.load_model(path)
+
+
+def openvino_model(keras_model, batch, size):
+    """The Keras model compiled by OpenVINO for the CPU (None when OpenVINO is not installed)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    converted = ov.convert_model(keras_model, input=[(batch, size, size, 3)])
+    compiled = ov.Core().compile_model(converted, "CPU")
+    request = compiled.create_infer_request()
+    return lambda x: request.infer([x])[compiled.output(0)]
+
+
+def relative_difference(a, reference):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - reference)) / max(np.max(np.abs(reference)), 1e-30))
+
+
+def predict_contenders(keras_model, f_model, batch, size):
+    """{contender: fn(x) -> outputs} for one batch size."""
+    from fastconv.keras import inference
+    contenders = {
+        "keras": lambda x: np.asarray(keras_model.predict_on_batch(x)),
+        "fastconv": f_model.predict_on_batch,
+        "fastconv frozen": inference.InferenceModel(f_model),
+    }
+    ov_fn = openvino_model(keras_model, batch, size)
+    if ov_fn is not None:
+        contenders["openvino"] = ov_fn
+    return contenders
+
+
+def measure_predict(keras, name, size, batches, rounds, directory):
+    """[{network, batch, contender: images/s, 'agreement': {contender: relative difference}}]."""
+    keras_model = keras_network(keras, name, size)
+    f_model = fastconv_twin(keras_model, directory)
+    rows = []
+    for batch in batches:
+        x = np.random.default_rng(batch).standard_normal((batch, size, size, 3), dtype=np.float32)
+        contenders = predict_contenders(keras_model, f_model, batch, size)
+        reference = np.asarray(contenders["keras"](x), np.float64)
+        agreement = {c: relative_difference(fn(x), reference) for c, fn in contenders.items() if c != "keras"}
+        seconds = time_rounds({c: (lambda fn=fn: fn(x)) for c, fn in contenders.items()}, rounds)
+        row = {"network": name, "size": size, "batch": batch, "agreement": agreement,
+               "images_per_s": {c: batch / t for c, t in seconds.items()}}
+        rows.append(row)
+        print(format_predict_row(row), flush=True)
+    return rows
+
+
+def measure_training_step(keras, size, batch, rounds, directory):
+    """Seconds per ``train_on_batch`` (forward, backward, Adam) of ResNet50, Keras and fastconv."""
+    import fastconv.keras as fk
+    keras_model = keras_network(keras, "ResNet50", size)
+    f_model = fastconv_twin(keras_model, directory)
+    keras_model.compile(optimizer=keras.optimizers.Adam(), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    f_model.compile(optimizer=fk.optimizers.Adam(), loss=fk.losses.CategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, size, size, 3), dtype=np.float32)
+    y = np.eye(1000, dtype=np.float32)[rng.integers(0, 1000, batch)]
+    seconds = time_rounds({"keras": lambda: keras_model.train_on_batch(x, y),
+                           "fastconv": lambda: f_model.train_on_batch(x, y)}, rounds)
+    row = {"network": "ResNet50", "size": size, "batch": batch, "seconds": seconds}
+    print(f"ResNet50 training step {size}x{size} batch {batch}: keras {seconds['keras']:.3f} s, "
+          f"fastconv {seconds['fastconv']:.3f} s ({seconds['fastconv'] / seconds['keras']:.2f}x Keras's time)",
+          flush=True)
+    return row
+
+
+def format_predict_row(row):
+    ips = row["images_per_s"]
+    cells = ", ".join(f"{c} {v:.2f}" for c, v in ips.items())
+    agree = ", ".join(f"{c} {d:.1e}" for c, d in row["agreement"].items())
+    return f"{row['network']} {row['size']}x{row['size']} batch {row['batch']}: images/s {cells} (agreement: {agree})"
+
+
+def markdown(predict_rows, training_row):
+    """The report's table (one line per network and batch)."""
+    names = sorted({c for r in predict_rows for c in r["images_per_s"]},
+                   key=["keras", "openvino", "fastconv", "fastconv frozen"].index)
+    lines = ["| network | batch | " + " | ".join(f"{c} images/s" for c in names)
+             + " | best fastconv / Keras | best fastconv / OpenVINO | outputs agree |",
+             "|---|---:|" + "---:|" * len(names) + "---:|---:|---|"]
+    for r in predict_rows:
+        ips = r["images_per_s"]
+        best = max(v for c, v in ips.items() if c.startswith("fastconv"))
+        vs_ov = f"{best / ips['openvino']:.2f}x" if "openvino" in ips else "-"
+        agree = "yes" if all(d <= AGREEMENT for d in r["agreement"].values()) else "NO"
+        lines.append(f"| {r['network']} {r['size']}x{r['size']} | {r['batch']} | "
+                     + " | ".join(f"{ips[c]:.2f}" if c in ips else "-" for c in names)
+                     + f" | {best / ips['keras']:.2f}x | {vs_ov} | {agree} "
+                     f"(max rel. diff {max(r['agreement'].values()):.1e}) |")
+    if training_row is not None:
+        s = training_row["seconds"]
+        lines += ["", f"ResNet50 training step (forward, backward, Adam), {training_row['size']}x{training_row['size']}, "
+                  f"batch {training_row['batch']}: Keras {s['keras']:.3f} s, fastconv {s['fastconv']:.3f} s "
+                  f"({s['fastconv'] / s['keras']:.2f}x Keras's time)."]
+    return "\n".join(lines)
+
+
+def run(quick=False, rounds=3, networks=("ResNet50", "MobileNetV2"), training=True):
+    import keras
+    import tensorflow as tf
+
+    import fastconv
+    print(f"fastconv {fastconv.__version__} ({fastconv.get_num_threads()} threads, {fastconv.simd_isa()}), "
+          f"TensorFlow {tf.__version__} / Keras {keras.__version__}", flush=True)
+    size, batches = (32, (1, 2)) if quick else (224, (1, 32))
+    rounds = 1 if quick else rounds
+    predict_rows, training_row = [], None
+    with tempfile.TemporaryDirectory() as directory:
+        for name in networks:
+            predict_rows += measure_predict(keras, name, size, batches, rounds, directory)
+        if training:
+            training_row = measure_training_step(keras, 32 if quick else 112, 2 if quick else 16, rounds, directory)
+    return predict_rows, training_row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="32x32 inputs, batches 1 and 2, 1 round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--networks", nargs="+", default=["ResNet50", "MobileNetV2"])
+    parser.add_argument("--no-training", action="store_true", help="skip the ResNet50 training step")
+    parser.add_argument("--json", help="also write the measurements to this file")
+    args = parser.parse_args(argv)
+    predict_rows, training_row = run(args.quick, args.rounds, tuple(args.networks), not args.no_training)
+    print()
+    print(markdown(predict_rows, training_row))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"predict": predict_rows, "training": training_row}, f, indent=1)
+    disagreeing = [r for r in predict_rows if any(d > AGREEMENT for d in r["agreement"].values())]
+    return 1 if disagreeing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

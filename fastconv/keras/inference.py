@@ -1,0 +1,276 @@
+"""A frozen inference copy of a Functional or Sequential model: ``InferenceModel(model)(x)``.
+
+``predict`` runs each layer as training does: a convolution writes its output, the
+BatchNormalization after it reads it and writes a normalised copy, the ReLU after that a third.
+At inference BatchNormalization is an affine map per channel with constant coefficients,
+``y = s * z + (beta - s * mean)`` with ``s = gamma / sqrt(moving_variance + epsilon)``, so it
+folds into the preceding convolution: filters ``w * s`` (per output channel) and bias
+``s * (b - mean) + beta``, and a ReLU (or ReLU6) reading the result joins the kernel's epilogue.
+Each convolution's plan (:class:`fastconv.conv.ConvPlan`: algorithm, threads) and packed
+filters are built once per input shape and reused by every call.
+
+The weights are read when the InferenceModel is built (as an inference engine compiles a
+model): later changes to the model's weights are not seen; build a new one after training.
+The result equals ``model.predict_on_batch(x)`` up to the rounding of the folded products
+(within 1e-5 relative; tests/test_keras_inference_fusion.py).
+"""
+import numpy as np
+
+import fastconv
+from fastconv.conv import ConvGeometry, ConvPlan
+from fastconv.keras import activations
+from fastconv.keras.graph import Graph
+from fastconv.keras.layers.activations import Activation, ReLU
+from fastconv.keras.layers.convolutional import Conv2D, DepthwiseConv2D
+from fastconv.keras.layers.merging import Add
+from fastconv.keras.layers.normalization import BatchNormalization
+
+__all__ = ["InferenceModel"]
+
+
+def _activation_of(layer):
+    """'relu', 'relu6' or None: the clamp that an activation layer applies (None: not one of them)."""
+    if isinstance(layer, Activation):
+        return {activations.relu: "relu", activations.relu6: "relu6"}.get(layer.activation)
+    if isinstance(layer, ReLU) and layer.negative_slope == 0 and layer.threshold == 0:
+        return {None: "relu", 6.0: "relu6"}.get(layer.max_value)
+    return None
+
+
+def _clamp(y, activation):
+    """ReLU or ReLU6 in place (NaN stays NaN, as tf.nn.relu and relu6)."""
+    if activation is not None:
+        np.maximum(y, 0, out=y)
+        if activation == "relu6":
+            np.minimum(y, 6, out=y)
+    return y
+
+
+def _bn_affine(bn):
+    """(scale, shift) per channel, in float64, of an inference-mode BatchNormalization."""
+    inv_std = 1 / np.sqrt(np.asarray(bn.moving_variance.value, np.float64) + bn.epsilon)
+    scale = inv_std * (np.asarray(bn.gamma.value, np.float64) if bn.scale else 1)
+    shift = -np.asarray(bn.moving_mean.value, np.float64) * scale
+    if bn.center:
+        shift = shift + np.asarray(bn.beta.value, np.float64)
+    return scale, shift
+
+
+class _Step:
+    """One node of the frozen graph: reads ``inputs`` (tensor ids), writes ``outputs``."""
+
+    def __init__(self, inputs, outputs):
+        self.inputs, self.outputs = inputs, outputs
+
+
+class _LayerStep(_Step):
+    """A layer the pass does not rewrite: its own inference call."""
+
+    def __init__(self, node):
+        super().__init__([id(t) for t in node.inputs], [id(t) for t in node.outputs])
+        self.layer = node.layer
+        self.training = bool(node.training)
+
+    def __call__(self, args):
+        y = self.layer._invoke_call(args if self.layer._multiple_inputs else args[0], self.training)
+        return y if len(self.outputs) > 1 else [y]
+
+
+class _ConvStep(_Step):
+    """Conv2D (channels_last) with the BatchNormalization and activation after it folded in."""
+
+    def __init__(self, layer, inputs, outputs, bn, activation):
+        super().__init__(inputs, outputs)
+        self.layer, self.activation = layer, activation
+        w = np.asarray(layer.kernel.value, np.float64)
+        b = np.asarray(layer.bias.value, np.float64) if layer.use_bias else np.zeros(w.shape[-1])
+        if bn is not None:
+            scale, shift = _bn_affine(bn)
+            w, b = w * scale, b * scale + shift
+        self.filters, self.bias = w, b
+        self.plans = {}  # (input shape, dtype) -> (plan, packed filters, bias, fallback's packed filters)
+
+    def _plan(self, x):
+        key = (x.shape, x.dtype)
+        if key not in self.plans:
+            layer = self.layer
+            geometry = ConvGeometry("InferenceModel", x.shape, self.filters.shape, layer.strides, layer._padding,
+                                    "NHWC", layer.dilation_rate)
+            w = self.filters.astype(x.dtype)
+            plan = ConvPlan(geometry, "forward", x.dtype, finite_filters=bool(np.isfinite(w).all()))
+            self.plans[key] = (plan, plan.pack(w), self.bias.astype(x.dtype), w)
+        return self.plans[key]
+
+    def __call__(self, args):
+        x = np.ascontiguousarray(args[0])
+        if 0 in x.shape or 0 in self.filters.shape:  # nothing to plan: the public function's own cases
+            y = fastconv.conv2d(x, self.filters.astype(x.dtype), bias=self.bias.astype(x.dtype),
+                                **self.layer._conv_args())
+            return [_clamp(y, self.activation)]
+        plan, packed, bias, w = self._plan(x)
+        y = np.empty(plan.geometry.output_nhwc, dtype=x.dtype)
+        relu = self.activation is not None  # ReLU in the kernel; ReLU6's upper clamp after it
+        if not plan.run(x, packed, y, bias, relu):
+            plan.fallback.run(x, plan.fallback.pack(w), y, bias, relu)  # an infinity or NaN in x
+        if self.activation == "relu6":
+            np.minimum(y, 6, out=y)
+        return [y]
+
+
+class _DepthwiseStep(_Step):
+    """DepthwiseConv2D (channels_last) with the BatchNormalization and activation after it folded in."""
+
+    def __init__(self, layer, inputs, outputs, bn, activation):
+        super().__init__(inputs, outputs)
+        self.layer, self.activation = layer, activation
+        w = np.asarray(layer.kernel.value, np.float64)
+        kh, kw, cin, multiplier = w.shape
+        b = np.asarray(layer.bias.value, np.float64) if layer.use_bias else np.zeros(cin * multiplier)
+        if bn is not None:
+            scale, shift = _bn_affine(bn)  # per output channel c * multiplier + m
+            w, b = w * scale.reshape(cin, multiplier), b * scale + shift
+        self.filters, self.bias = {}, b
+        self.filters64 = w
+
+    def __call__(self, args):
+        x = args[0]
+        dtype = np.float64 if x.dtype == np.float64 else np.float32
+        if dtype not in self.filters:
+            self.filters[dtype] = (self.filters64.astype(dtype), self.bias.astype(dtype))
+        w, b = self.filters[dtype]
+        return [fastconv.depthwise_conv2d(x, w, bias=b, activation=self.activation, **self.layer._depthwise_args())]
+
+
+class _AffineStep(_Step):
+    """A BatchNormalization that follows no convolution (channels last), and its activation."""
+
+    def __init__(self, bn, inputs, outputs, activation):
+        super().__init__(inputs, outputs)
+        self.scale, self.shift = _bn_affine(bn)
+        self.activation = activation
+
+    def __call__(self, args):
+        x = args[0]
+        dtype = np.float64 if x.dtype == np.float64 else np.float32
+        y = x * self.scale.astype(dtype)
+        y += self.shift.astype(dtype)
+        return [_clamp(y, self.activation)]
+
+
+class _AddStep(_Step):
+    """Add of any number of inputs, with the ReLU after it, in one output buffer."""
+
+    def __init__(self, inputs, outputs, activation):
+        super().__init__(inputs, outputs)
+        self.activation = activation
+
+    def __call__(self, args):
+        if len({a.shape for a in args}) > 1 or len({a.dtype for a in args}) > 1:
+            y = args[0]
+            for a in args[1:]:
+                y = y + a  # broadcasting and type promotion as the Add layer
+        else:
+            y = np.add(args[0], args[1]) if len(args) > 1 else args[0].copy()
+            for a in args[2:]:
+                y += a
+        return [_clamp(y, self.activation)]
+
+
+class InferenceModel:
+    """``InferenceModel(model)``: a callable ``f(x) -> outputs`` computing ``model.predict_on_batch(x)``
+    with BatchNormalization folded into the convolutions and ReLU/ReLU6 into their epilogue
+    (see the module's docstring).  ``model`` is a built Functional or Sequential model."""
+
+    def __init__(self, model):
+        self.model = model
+        self._graphs = {}
+
+    def _steps_for(self, shape):
+        graph = self.model._graph_for(shape)
+        if not isinstance(graph, Graph):
+            raise TypeError(f"InferenceModel: model {self.model.name!r} is a subclassed model; "
+                            "InferenceModel takes Functional and Sequential models")
+        if id(graph) not in self._graphs:
+            self._graphs[id(graph)] = (graph, _fold(graph))
+        return self._graphs[id(graph)]
+
+    def __call__(self, x):
+        arrays = x if isinstance(x, (list, tuple)) else [x]
+        arrays = [np.asarray(a, dtype=self.model.dtype) for a in arrays]  # as predict_on_batch
+        graph, steps = self._steps_for(arrays[0].shape)
+        if len(arrays) != len(graph.inputs):
+            raise ValueError(f"InferenceModel: model {self.model.name!r} takes {len(graph.inputs)} inputs; "
+                             f"received {len(arrays)}")
+        values = {id(t): a for t, a in zip(graph.inputs, arrays)}
+        for step in steps:
+            outs = step([values[i] for i in step.inputs])
+            values.update(zip(step.outputs, outs))
+        outputs = [values[id(t)] for t in graph.outputs]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _fold(graph):
+    """The graph's nodes as steps, with Conv2D/DepthwiseConv2D -> BatchNormalization -> ReLU chains
+    (and Add -> ReLU) merged into one step each."""
+    keep = {id(t) for t in graph.outputs}
+    readers = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            readers.setdefault(id(t), []).append(node)
+
+    def sole_reader(node, kind):
+        """The node reading ``node``'s only output, when it is the only reader and of ``kind``."""
+        if len(node.outputs) != 1 or id(node.outputs[0]) in keep:
+            return None
+        nodes = readers.get(id(node.outputs[0]), [])
+        if len(nodes) != 1 or nodes[0].training or len(nodes[0].inputs) != 1:
+            return None
+        return nodes[0] if kind(nodes[0].layer) else None
+
+    def inference_bn(layer):
+        axis = getattr(layer, "axis", None)
+        return isinstance(layer, BatchNormalization) and axis in (-1, 3) and layer.built
+
+    def folds_activation(node):
+        return sole_reader(node, lambda layer: _activation_of(layer) is not None)
+
+    steps, merged = [], set()
+    for node in graph.nodes:
+        if id(node) in merged:
+            continue
+        layer, last, activation, bn = node.layer, node, None, None
+        own = getattr(layer, "activation", None)
+        plannable = getattr(layer, "data_format", None) == "channels_last" and own in (activations.linear,
+                                                                                        activations.relu)
+        conv = type(layer) is Conv2D and plannable
+        depthwise = type(layer) is DepthwiseConv2D and plannable
+        if (conv or depthwise) and own is activations.relu:
+            activation = "relu"  # the layer's own: nothing after it folds past the clamp
+        elif conv or depthwise:
+            bn_node = sole_reader(node, inference_bn)
+            if bn_node is not None:
+                bn, last = bn_node.layer, bn_node
+            act_node = folds_activation(last)
+            if act_node is not None:
+                activation, last = _activation_of(act_node.layer), act_node
+        if conv or depthwise:
+            step = (_ConvStep if conv else _DepthwiseStep)(layer, [id(node.inputs[0])], [id(last.outputs[0])],
+                                                          bn, activation)
+        elif inference_bn(layer) and not node.training:
+            act_node = folds_activation(node)
+            if act_node is not None:
+                activation, last = _activation_of(act_node.layer), act_node
+            step = _AffineStep(layer, [id(node.inputs[0])], [id(last.outputs[0])], activation)
+        elif type(layer) is Add:
+            act_node = folds_activation(node)
+            if act_node is not None:
+                activation, last = _activation_of(act_node.layer), act_node
+            step = _AddStep([id(t) for t in node.inputs], [id(last.outputs[0])], activation)
+        else:
+            step = _LayerStep(node)
+        steps.append(step)
+        current = node
+        while current is not last:
+            current = readers[id(current.outputs[0])][0]
+            merged.add(id(current))
+    return steps

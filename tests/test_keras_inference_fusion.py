@@ -1,0 +1,115 @@
+"""fastconv.keras.inference.InferenceModel: BatchNormalization folded into the convolutions, the
+activations into their epilogue, equal to predict_on_batch within 1e-5 relative."""
+import numpy as np
+import pytest
+
+from fastconv.keras import Input, Model, Sequential, layers
+from fastconv.keras.inference import InferenceModel, _fold
+
+
+def randomise_batch_norms(model, rng):
+    """Moving statistics and affine weights far from their initial values (else folding is trivial)."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.standard_normal(c).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c).astype(np.float32))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(-2.0, 2.0, c).astype(np.float32))
+            if layer.center:
+                layer.beta.assign(rng.standard_normal(c).astype(np.float32))
+
+
+def residual_model():
+    """A ResNet block and a MobileNetV2 block: Conv-BN-ReLU, Conv-BN + shortcut -> Add -> ReLU,
+    depthwise-BN-ReLU6, a BN after pooling (no convolution to fold into), a conv with its own ReLU."""
+    x = Input((12, 12, 3))
+    y = layers.Conv2D(8, 3, padding="same", name="c1")(x)
+    y = layers.BatchNormalization(name="bn1")(y)
+    y = layers.Activation("relu")(y)
+    z = layers.Conv2D(8, 3, padding="same", name="c2")(y)
+    z = layers.BatchNormalization(epsilon=1e-3, name="bn2")(z)
+    shortcut = layers.Conv2D(8, 1, name="c3", use_bias=False)(y)
+    shortcut = layers.BatchNormalization(center=False, name="bn3")(shortcut)
+    y = layers.Add()([z, shortcut])
+    y = layers.Activation("relu")(y)
+    y = layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False, depth_multiplier=2)(y)
+    y = layers.BatchNormalization(scale=False)(y)
+    y = layers.ReLU(6.0)(y)
+    y = layers.MaxPooling2D()(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.Conv2D(4, 1, activation="relu")(y)
+    y = layers.GlobalAveragePooling2D()(y)
+    return Model(x, layers.Dense(5)(y))
+
+
+def relative_error(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+def test_folded_model_equals_predict():
+    rng = np.random.default_rng(0)
+    model = residual_model()
+    randomise_batch_norms(model, rng)
+    frozen = InferenceModel(model)
+    for batch in (1, 3):
+        x = rng.standard_normal((batch, 12, 12, 3)).astype(np.float32)
+        assert relative_error(frozen(x), model.predict_on_batch(x)) <= 1e-5
+
+
+def test_every_chain_is_merged():
+    model = residual_model()
+    steps = _fold(model._graph_for((1, 12, 12, 3)))
+    names = [type(s).__name__ for s in steps]
+    # c1+bn1+relu, c2+bn2, c3+bn3, add+relu, depthwise+bn+relu6, pool, bn, conv(relu), gap, dense
+    assert names == ["_ConvStep", "_ConvStep", "_ConvStep", "_AddStep", "_DepthwiseStep", "_LayerStep",
+                     "_AffineStep", "_ConvStep", "_LayerStep", "_LayerStep"]
+    assert [getattr(s, "activation", None) for s in steps[:5]] == ["relu", None, None, "relu", "relu6"]
+
+
+def test_shared_output_is_not_folded():
+    """A convolution whose output is read by the BN and by something else keeps its own output."""
+    x = Input((6, 6, 2))
+    c = layers.Conv2D(3, 3, padding="same")(x)
+    bn = layers.BatchNormalization()(c)
+    model = Model(x, layers.Add()([c, bn]))
+    randomise_batch_norms(model, np.random.default_rng(1))
+    steps = _fold(model._graph_for((1, 6, 6, 2)))
+    assert [type(s).__name__ for s in steps] == ["_ConvStep", "_AffineStep", "_AddStep"]
+    xs = np.random.default_rng(2).standard_normal((2, 6, 6, 2)).astype(np.float32)
+    assert relative_error(InferenceModel(model)(xs), model.predict_on_batch(xs)) <= 1e-5
+
+
+def test_sequential_and_frozen_weights():
+    model = Sequential([Input((8, 8, 2)), layers.Conv2D(4, 3), layers.BatchNormalization(), layers.ReLU(),
+                        layers.Flatten(), layers.Dense(3)])
+    randomise_batch_norms(model, np.random.default_rng(7))
+    x = np.random.default_rng(4).standard_normal((2, 8, 8, 2)).astype(np.float32)
+    frozen = InferenceModel(model)
+    before = model.predict_on_batch(x)
+    assert np.abs(before).max() > 0.1
+    assert relative_error(frozen(x), before) <= 1e-5
+    model.layers[0].kernel.assign(np.zeros(model.layers[0].kernel.shape, np.float32))
+    # the weights were read when the InferenceModel was built
+    assert relative_error(frozen(x), before) <= 1e-5
+    assert relative_error(InferenceModel(model)(x), model.predict_on_batch(x)) <= 1e-5
+
+
+def test_non_finite_input_takes_the_fallback():
+    """A NaN in the input: the Winograd kernel refuses, the fallback gives predict's answer."""
+    x = Input((20, 20, 16))
+    y = layers.Conv2D(16, 3, padding="same")(x)
+    model = Model(x, layers.BatchNormalization()(y))
+    randomise_batch_norms(model, np.random.default_rng(5))
+    xs = np.random.default_rng(6).standard_normal((4, 20, 20, 16)).astype(np.float32)
+    xs[0, 3, 4, 5] = np.nan
+    got, want = InferenceModel(model)(xs), model.predict_on_batch(xs)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    assert relative_error(got[finite], want[finite]) <= 1e-5
+
+
+def test_wrong_number_of_inputs():
+    model = Sequential([Input((4, 4, 1)), layers.Conv2D(2, 3)])
+    with pytest.raises(ValueError, match="takes 1 inputs; received 2"):
+        InferenceModel(model)([np.zeros((1, 4, 4, 1)), np.zeros((1, 4, 4, 1))])
