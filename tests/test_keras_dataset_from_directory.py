@@ -12,7 +12,8 @@ import pytest
 
 from fastconv.keras import preprocessing, utils
 from fastconv.keras.dataset import AUTOTUNE, INFINITE_CARDINALITY, UNKNOWN_CARDINALITY, Dataset
-from fastconv.keras.image_dataset import _read_png, decode_image, image_dataset_from_directory, index_directory, resize
+from fastconv.keras.image_dataset import decode_image, image_dataset_from_directory, index_directory, resize
+from fastconv.png import read_png
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed: reading image files skipped")
 
@@ -262,7 +263,7 @@ def png_bytes(pixels, filters, colour):
 def test_png_decoder_reverses_every_filter(colour, bpp):
     pixels = np.random.default_rng(7).integers(0, 256, (11, 9, bpp), dtype=np.uint8)
     data = png_bytes(pixels, [0, 1, 2, 3, 4, 4, 3, 1], colour)
-    assert np.array_equal(_read_png(data), pixels)
+    assert np.array_equal(read_png(data), pixels)
     with Image.open(io.BytesIO(data)) as im:  # the file is a valid PNG for Pillow too
         assert np.array_equal(np.asarray(im).reshape(pixels.shape), pixels)
 
@@ -272,24 +273,24 @@ def test_png_decoder_refuses_broken_files_and_leaves_other_kinds_to_pillow(tmp_p
     data = bytearray(png_bytes(pixels, [4], 2))
     bad_crc = bytes(data[:45]) + bytes([data[45] ^ 1]) + bytes(data[46:])  # a byte of the IDAT data
     with pytest.raises(ValueError, match="IDAT chunk fails its CRC check"):
-        _read_png(bad_crc)
+        read_png(bad_crc)
     with pytest.raises(ValueError, match="too few for a PNG file"):
-        _read_png(bytes(data[:20]))
+        read_png(bytes(data[:20]))
     with pytest.raises(ValueError, match="IDAT chunk is cut short"):
-        _read_png(bytes(data[:60]))
+        read_png(bytes(data[:60]))
     rows = b"".join(bytes([7]) + pixels[r].tobytes() for r in range(6))
     header = struct.pack(">IIBBBBB", 5, 6, 8, 2, 0, 0, 0)
     unknown_filter = b"\x89PNG\r\n\x1a\n" + b"".join(
         struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
         for kind, body in ((b"IHDR", header), (b"IDAT", zlib.compress(rows)), (b"IEND", b"")))
     with pytest.raises(ValueError, match="row 0 has the unknown PNG filter type 7"):
-        _read_png(unknown_filter)
+        read_png(unknown_filter)
     rng = np.random.default_rng(9)
     for name, image in (("palette.png", Image.fromarray(pixels).quantize(16)),
                         ("grey16.png", Image.fromarray(rng.integers(0, 65535, (6, 5)).astype(np.uint16))),
                         ("grey_alpha.png", Image.fromarray(pixels).convert("LA"))):
         image.save(tmp_path / name)
-        assert _read_png((tmp_path / name).read_bytes()) is None  # Pillow's
+        assert read_png((tmp_path / name).read_bytes()) is None  # Pillow's
         with Image.open(tmp_path / name) as im:
             expected = np.asarray(im.convert("RGB")) if name != "grey16.png" else \
                 np.repeat((np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)

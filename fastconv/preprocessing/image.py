@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from fastconv import png
 from fastconv.image import FILL_MODES, affine_transform
 
 __all__ = ["DataFrameIterator", "DirectoryIterator", "ImageDataGenerator", "Iterator", "NumpyArrayIterator",
@@ -631,11 +632,10 @@ def _nearest_taps(in_size, out_size, start=0.0, span=None):
 def _read_rgb_png(path, channels):
     """An 8-bit PNG decoded by fastconv's own decoder as (height, width, channels) uint8 (the
     pixels Pillow gives for 'rgb' and 'rgba'), or None for any other file."""
-    from fastconv.keras import image_dataset  # the decoder lives with image_dataset_from_directory
     with open(path, "rb") as f:
         data = f.read()
-    pixels = image_dataset._read_png(data) if data.startswith(b"\x89PNG\r\n\x1a\n") else None
-    return None if pixels is None else image_dataset._png_channels(pixels, channels)
+    pixels = png.read_png(data) if data.startswith(png.PNG_SIGNATURE) else None
+    return None if pixels is None else png.png_channels(pixels, channels)
 
 
 def _load_image_array(path, color_mode, target_size, interpolation, keep_aspect_ratio):
