@@ -172,9 +172,10 @@ def test_zip_structure_is_checked(tmp_path):
 
 # ------------------------------------------------------------------------------ hostile arrays
 @pytest.mark.parametrize("value, match", [
-    (np.zeros(3, np.complex64), "holds dtype complex64; a float array is expected"),
-    (np.array([b"abc"] * 3), r"holds dtype \|S3; a float array is expected"),
-    (np.zeros(3, np.int32), "holds dtype int32; a float array is expected"),
+    (np.zeros(3, np.complex64), "holds dtype complex64; an array of real numbers is expected"),
+    (np.array([b"abc"] * 3), r"holds dtype \|S3; an array of real numbers is expected"),
+    (np.zeros(3, bool), "holds dtype bool; an array of real numbers is expected"),
+    (np.full(3, 2 ** 30, np.int64), r"holds integers up to 1073741824; a float weight takes integers up to 2\*\*24"),
     (np.zeros((3, 1), np.float32), r"has shape \(3, 1\); the model expects \(3,\)"),
 ])
 def test_only_float_arrays_of_the_declared_shapes(tmp_path, value, match):
@@ -218,7 +219,7 @@ def test_only_lossless_built_in_hdf5_filters(tmp_path):
 
 @pytest.mark.parametrize("index, value, match", [
     (0, np.array(-1, np.int64), "the optimizer's iteration count is -1"),
-    (0, np.array(1.5, np.float32), "holds dtype float32; an array of kind 'iu' is expected"),
+    (0, np.array(1.5, np.float32), "holds dtype float32; an integer array is expected"),
     (1, np.array(np.nan, np.float32), "the optimizer's learning_rate is nan; it must be finite"),
     (1, np.array(-0.1, np.float32), "the learning rate is -0.1"),
 ])
@@ -347,3 +348,15 @@ def test_garbage_in_any_config_value_is_a_value_error(tmp_path):
             assert "mutated.keras" in str(exc)
         except Exception as exc:   # noqa: BLE001
             pytest.fail(f"{type(exc).__name__} for config.json with {leaves[i]} = {node[leaves[i][-1]]!r}: {exc}")
+
+
+def test_integer_arrays_for_float_weights_load_exactly(tmp_path):
+    """Keras stores some weights as integers (a Normalization's count): taken where exact."""
+    model = _model()
+    model.save_weights(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5", "a") as f:
+        del f["layers/dense/vars/1"]
+        f["layers/dense/vars/1"] = np.array([3, -2, 7], np.int64)
+    other = _model()
+    other.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(other.get_layer("dense").bias.numpy(), [3.0, -2.0, 7.0])

@@ -27,7 +27,7 @@ from fastconv.keras.saving import config_translation as translation
 from fastconv.keras.saving.atomic import atomic_write
 from fastconv.keras.saving.layer_order import keras_layers
 from fastconv.keras.saving.optimizer_state import MAX_ITERATIONS, OptimizerState
-from fastconv.keras.saving.safe_h5 import SafeH5, ShapeMismatchError, h5py
+from fastconv.keras.saving.safe_h5 import SafeH5, ShapeMismatchError, h5py, kinds_for
 from fastconv.keras.saving.safe_zip import SafeZip
 
 # The Keras release whose file format these files follow, and are tested against.
@@ -178,7 +178,7 @@ def read_weights(h5, model, skip_mismatch=False):
             values = []
             for i, v in enumerate(variables):
                 try:
-                    values.append(h5.dataset(group, str(i), f"{vars_path}/{i}", v.shape))
+                    values.append(h5.dataset(group, str(i), f"{vars_path}/{i}", v.shape, kinds_for(v)))
                 except ShapeMismatchError as exc:
                     if not skip_mismatch:
                         raise

@@ -23,7 +23,7 @@ from fastconv.keras.saving import keras_format
 from fastconv.keras.saving.atomic import atomic_write
 from fastconv.keras.saving.layer_order import keras_layers, keras_weights
 from fastconv.keras.saving.optimizer_state import OptimizerState
-from fastconv.keras.saving.safe_h5 import SafeH5, ShapeMismatchError, h5py
+from fastconv.keras.saving.safe_h5 import SafeH5, ShapeMismatchError, h5py, kinds_for
 
 
 def legacy_weights(layer):
@@ -96,7 +96,7 @@ def _layer_arrays(h5, group_path, layer, skip_mismatch, label):
     plan = []
     for variable, name in zip(variables, names):
         try:
-            plan.append((variable, _dataset_at(h5, group, group_path, name, variable.shape)))
+            plan.append((variable, _dataset_at(h5, group, group_path, name, variable.shape, kinds_for(variable))))
         except ShapeMismatchError as exc:
             if not skip_mismatch:
                 raise

@@ -125,7 +125,7 @@ class SafeH5:
             raise self.error(path, f"is stored through HDF5 filter(s) {unknown}; only deflate, shuffle, fletcher32 "
                                    "and lzf are read")
         if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
-            expected = "a float array" if kinds == "f" else f"an array of kind {kinds!r}"
+            expected = {"f": "a float array", "iu": "an integer array"}.get(kinds, "an array of real numbers")
             raise self.error(path, f"holds dtype {dtype}; {expected} is expected")
         if shape is not None and found != tuple(shape):
             raise ShapeMismatchError(f"{self.where}: {path}: has shape {found}; the model expects {tuple(shape)}")
@@ -135,6 +135,12 @@ class SafeH5:
             raise self.error(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
         if value.shape != found or value.dtype.kind not in kinds:
             raise self.error(path, f"read as {value.dtype} {value.shape}, not as declared")
+        if value.dtype.kind in "iu" and value.size and "f" in kinds:
+            # Integers for a float weight: only where float32 holds them exactly.
+            largest = int(np.abs(value.astype(np.float64)).max())
+            if largest > 2 ** 24:
+                raise self.error(path, f"holds integers up to {largest}; a float weight takes integers up to 2**24 "
+                                       "(exact in float32)")
         return value
 
     def attribute(self, node, name, path, required=False):
@@ -186,6 +192,12 @@ class SafeH5:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def kinds_for(variable):
+    """The dtype kinds a file may hold for ``variable``: real numbers (Keras stores some weights,
+    a Normalization's count, as integers), never booleans, complex numbers, strings or objects."""
+    return "fiu"
 
 
 def _decode(value):
