@@ -91,10 +91,11 @@ def _assert_close(ours, theirs):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * scale)
 
 
+# One model per builder: the deeper variants (ResNet101/152, DenseNet169/201, EfficientNetB1-B7)
+# are the same code with other counts, checked layer for layer by the architecture test.
 PREDICTION_CASES = [pytest.param(n, marks=() if n in {"ResNet50", "MobileNetV2"} else pytest.mark.slow)
-                    for n in sorted(A.MODELS) if n not in {"EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
-                                                            "EfficientNetB4", "EfficientNetB5", "EfficientNetB6",
-                                                            "EfficientNetB7", "DenseNet169", "DenseNet201"}]
+                    for n in ("DenseNet121", "EfficientNetB0", "InceptionResNetV2", "InceptionV3", "MobileNetV2",
+                              "ResNet50", "ResNet50V2", "VGG16", "VGG19", "Xception")]
 
 
 @pytest.mark.parametrize("name", PREDICTION_CASES)
