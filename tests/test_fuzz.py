@@ -164,3 +164,21 @@ def test_filter_gradient_of_a_non_finite_out_backprop_multiplies_the_padding(pad
         got = fc.conv2d_backprop_filter(x, [3, 2, 2, 4], dy, [2, 3], padding, algorithm=alg)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=alg)
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=alg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooling_gradient_kernel_takes_strides_near_the_int64_limit(dtype):
+    """The grad row's ceiling division overflowed for such strides (which the wrappers now refuse):
+    it started at output row -1 and read outside grad and argmax (AddressSanitizer: heap-buffer-
+    overflow in grad_row_*_avx2).  The kernel itself must stay in bounds, whatever its plan."""
+    from fastconv import _pooling
+    x = X.astype(dtype)
+    expected_y, argmax = fc.max_pool_with_argmax(x, [2, 2], [2**20, 1], "VALID")   # one output row
+    plan = _pooling.PoolPlan(x.shape, expected_y.shape, (2, 2), (2**63 - 1, 1), (0, 0), 1)
+    dy = np.arange(1, expected_y.size + 1, dtype=dtype).reshape(expected_y.shape)
+    dx = np.empty(x.shape, dtype=dtype)
+    matched = _pooling.pool_backward(plan, dy, argmax.astype(np.int32), dx)
+    assert matched == dy.size
+    np.testing.assert_array_equal(dx, ref.max_pool2d_grad(x, dy, (2, 2), (2**20, 1), "VALID"))
+    _pooling.pool_backward(plan, dy, None, dx)
+    np.testing.assert_array_equal(dx, ref.avg_pool2d_grad(x.shape, dy, (2, 2), (2**20, 1), "VALID"))
