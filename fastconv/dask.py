@@ -345,11 +345,21 @@ class _Predictor:
         self.n_threads = n_threads
         self.lock = threading.Lock()
 
+    def __reduce__(self):
+        # Sent to another process (scheduler="processes"): the model as JSON and weights (a
+        # pickled fastconv.keras model that has run keeps its graph's id()-keyed tables, stale
+        # in the copy), and a lock of its own.
+        return _rebuilt_predictor, (_serialized(self.model), self.n_threads)
+
     def __call__(self, images, batch_size):
         with self.lock:
             if self.n_threads is not None:
                 fastconv.set_num_threads(self.n_threads)
             return self.model.predict(images, batch_size=batch_size, verbose=0)
+
+
+def _rebuilt_predictor(payload, n_threads):
+    return _Predictor(_rebuild(payload), n_threads)
 
 
 def _model_plugin(name, payload):

@@ -256,6 +256,10 @@ def test_predict_on_the_local_scheduler():
     got = fd.predict(model, da.from_array(x, chunks=(10, 20, 20, 3)), batch_size=4)
     assert isinstance(got, da.Array) and got.chunks == ((10, 10, 10, 10, 5), (2,))
     np.testing.assert_allclose(got.compute(), want, rtol=1e-5, atol=1e-7)
+    # The graph pickles (a process scheduler sends its tasks to other processes).
+    import pickle
+    again = pickle.loads(pickle.dumps(got))
+    np.testing.assert_allclose(again.compute(scheduler="sync"), want, rtol=1e-5, atol=1e-7)
 
 
 @pytest.fixture(scope="module")
