@@ -32,6 +32,16 @@ from fastconv.pooling import (
 
 from fastconv._version import __version__  # noqa: E402
 
+
+def __getattr__(name):
+    # ``tf.keras`` for programs that ``import fastconv as tf``; loaded on first use so that
+    # ``import fastconv`` stays light (fastconv.keras pulls in every layer).
+    if name == "keras":
+        import fastconv.keras
+        return fastconv.keras
+    raise AttributeError(f"module 'fastconv' has no attribute {name!r}")
+
+
 __all__ = [
     "avg_pool2d",
     "avg_pool2d_grad",
@@ -46,6 +56,7 @@ __all__ = [
     "depthwise_conv2d_backprop_filter",
     "depthwise_conv2d_backprop_input",
     "get_num_threads",
+    "keras",  # noqa: F822 (loaded on first use by __getattr__)
     "max_pool2d",
     "max_pool2d_grad",
     "max_pool2d_grad_with_argmax",
