@@ -516,7 +516,8 @@ cdef ptrdiff_t direct_row(const conv_task *task, ptrdiff_t row, floating *worksp
     cdef ptrdiff_t i, h, j, s, panel, reduction_steps
     cdef bint merged
     for phase in range(n_phases):
-        n_in_phase = (cols.dst - phase + cols.down - 1) // cols.down
+        # ceil((dst - phase) / down), without the overflow of (dst - phase + down - 1) for huge strides
+        n_in_phase = (cols.dst - phase - 1) // cols.down + 1
         # Horizontal taps of this phase class and the interior run [interior_lo, interior_hi).
         n_col_taps = 0
         interior_lo = 0

@@ -182,3 +182,30 @@ def test_pooling_gradient_kernel_takes_strides_near_the_int64_limit(dtype):
     np.testing.assert_array_equal(dx, ref.max_pool2d_grad(x, dy, (2, 2), (2**20, 1), "VALID"))
     _pooling.pool_backward(plan, dy, None, dx)
     np.testing.assert_array_equal(dx, ref.avg_pool2d_grad(x.shape, dy, (2, 2), (2**20, 1), "VALID"))
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+def test_input_gradient_kernels_take_strides_near_the_int64_limit(algorithm):
+    """The direct input gradient's count of output columns per stride phase, (dst - phase + down - 1)
+    // down, overflowed for such strides (which the wrappers now refuse): conv2d_transpose wrote 71
+    non-zero values where 4 were expected.  The kernels themselves must compute it without overflow."""
+    from fastconv.conv import ConvPlan, convolve
+    w = np.arange(1.0, 5.0).reshape(2, 2, 1, 1)
+    dy = np.ones((1, 1, 1, 1))
+    geo = ConvGeometry("t", (1, 9, 9, 1), w.shape, 2**20, "VALID", "NHWC", None)
+    geo.strides = (2**63 - 1, 2**63 - 1)   # the same output (one pixel) for any stride past 8
+    dx = np.empty((1, 9, 9, 1))
+    convolve(ConvPlan(geo, "input_gradient", np.float64, algorithm), dy, w, dx)
+    np.testing.assert_array_equal(dx, ref.conv2d_backprop_input((1, 9, 9, 1), w, dy, (2**20, 2**20), "VALID"))
+
+
+def test_depthwise_input_gradient_kernel_takes_strides_near_the_int64_limit():
+    """The same count in the depthwise row kernel (one channel: its column step stride * channels
+    stays in range; with more channels only the wrappers' limit of 2**31 - 1 keeps it so)."""
+    from fastconv import _depthwise
+    w = np.arange(1.0, 5.0).reshape(2, 2, 1, 1)
+    dy = np.ones((1, 1, 1, 1))
+    dx = np.empty((1, 9, 9, 1))
+    _depthwise.backprop_input(dy, w.reshape(-1), dx, (2, 2, 2**63 - 1, 2**63 - 1, 1, 1, 0, 0), 1, 1)
+    np.testing.assert_array_equal(dx, ref.depthwise_conv2d_backprop_input((1, 9, 9, 1), w, dy, (2**20, 2**20),
+                                                                           "VALID"))

@@ -141,7 +141,8 @@ FC_FN(dw_row)(const fc_dw_axis *h, ptrdiff_t nv, const ptrdiff_t *wrow, const FC
     const ptrdiff_t classes = h->down < h->dst ? h->down : h->dst;
     const ptrdiff_t sstep = h->up * CM, dstep = h->down * CM;
     for (ptrdiff_t x0 = 0; x0 < classes; x0++) {
-        const ptrdiff_t count = (h->dst - x0 + h->down - 1) / h->down;
+        /* ceil((dst - x0) / down), without the overflow of (dst - x0 + down - 1) for huge strides */
+        const ptrdiff_t count = (h->dst - x0 - 1) / h->down + 1;
         /* The class's taps (exact division) and the interior [lo, hi) where all of them fit. */
         ptrdiff_t nh = 0, lo = 0, hi = count;
         for (ptrdiff_t t = 0; t < h->taps; t++) {
