@@ -254,6 +254,7 @@ def _all_layers():
         L.UnitNormalization(axis=[1, 2]),
         L.DepthwiseConv2D(3, depth_multiplier=2), L.SeparableConv2D(4, (3, 2), strides=2, activation="relu"),
         L.Lambda(fk.activations.tanh, output_shape=(3,), arguments={}),
+        fk.applications.inception_resnet_v2.CustomScaleLayer(0.17),
         L.Rescaling([0.5, 1.0], offset=1.0), L.Normalization(axis=(1, 2), mean=[1.0], variance=[2.0], invert=True),
         L.Resizing(5, 6, interpolation="nearest", crop_to_aspect_ratio=True), L.CenterCrop(4, 3),
         L.RandomCrop(4, 4, seed=1), L.RandomFlip("vertical", seed=2),
