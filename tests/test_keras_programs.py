@@ -16,3 +16,37 @@ def test_import_fastconv_as_tf_gives_tf_keras_without_importing_fastconv_keras()
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["20"]
+
+
+def test_tf_data_augmentation_tutorial_sequentials_built_by_their_first_call():
+    # TensorFlow's "Data augmentation" tutorial: resize_and_rescale is first called on one image
+    # (height, width, channels), then mapped over the elements of a dataset; data_augmentation is
+    # tried on a batch of one image of the raw size, then mapped over batches of resized images.
+    import numpy as np
+
+    from fastconv.keras import Sequential, layers
+
+    rng = np.random.RandomState(0)
+    image = rng.randint(0, 256, (15, 14, 3)).astype("float32")
+    resize_and_rescale = Sequential([layers.Resizing(18, 18), layers.Rescaling(1. / 255)])
+    result = resize_and_rescale(image)
+    assert result.shape == (18, 18, 3)
+    np.testing.assert_allclose(resize_and_rescale(image[:12, :10]), layers.Resizing(18, 18)(image[:12, :10]) / 255,
+                               rtol=1e-6)
+    data_augmentation = Sequential([layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.2)])
+    assert data_augmentation(image[None]).shape == (1, 15, 14, 3)
+    assert data_augmentation(np.stack([result] * 4), training=True).shape == (4, 18, 18, 3)
+
+
+def test_sequential_build_takes_the_first_axis_for_the_batch(tf):
+    # As Keras: build((batch, ...)) with a batch of any size; the summary counts are Keras's.
+    import numpy as np
+
+    from fastconv import keras
+
+    def counts_and_shape(k):
+        model = k.Sequential([k.layers.Conv2D(4, 3), k.layers.Flatten(), k.layers.Dense(2)])
+        model.build((8, 10, 10, 1))
+        return model.count_params(), tuple(model(np.zeros((3, 10, 10, 1), "float32")).shape)
+
+    assert counts_and_shape(keras) == counts_and_shape(tf.keras) == (4 * 10 + 8 * 8 * 4 * 2 + 2, (3, 2))

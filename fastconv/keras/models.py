@@ -439,25 +439,36 @@ class Sequential(Model):
         return layer
 
     def build(self, input_shape=None):
-        """Give the model its input shape (with or without the batch axis None) and build every layer."""
+        """Give the model its input shape and build every layer.  As in Keras the first axis of
+        ``input_shape`` is the batch, whatever its size: a Sequential first called on one image
+        (height, width, channels) takes its height for the batch axis, as Keras does."""
         if self._chain:
             return
         if input_shape is None:
             raise ValueError(f'Sequential "{self.name}": build() needs an input shape')
-        shape = tuple(input_shape)
-        if shape and shape[0] is None:
-            shape = shape[1:]
+        shape = tuple(input_shape)[1:]
         layers = list(self._layers)
         self._layers = []
         self.add(InputLayer(shape=shape))
         for layer in layers:
             self.add(layer)
+        self._built_from_data = True
 
     def _ensure_built(self, input_shape):
         if not self._chain:
             if not self._layers:
                 raise ValueError(f'Sequential model "{self.name}" has no layers')
             self.build((None,) + tuple(input_shape[1:]))
+
+    def _check_input(self, shapes):
+        # Built by build() or its first call (no Input, no input_shape), a Sequential runs on inputs of
+        # other sizes, as Keras's does (an augmentation Sequential tried on one image, then mapped
+        # over resized batches): only the rank is held.
+        if vars(self).get("_built_from_data"):
+            for i, (shape, t) in enumerate(zip(shapes, self.inputs)):
+                InputSpec(ndim=len(t.shape)).check(self, shape, i)
+        else:
+            super()._check_input(shapes)
 
     def _graph_for(self, input_shape):
         self._ensure_built(input_shape)
