@@ -50,3 +50,19 @@ def test_sequential_build_takes_the_first_axis_for_the_batch(tf):
         return model.count_params(), tuple(model(np.zeros((3, 10, 10, 1), "float32")).shape)
 
     assert counts_and_shape(keras) == counts_and_shape(tf.keras) == (4 * 10 + 8 * 8 * 4 * 2 + 2, (3, 2))
+
+
+def test_keras_utils_load_img_and_img_to_array_as_the_image_classification_example(tmp_path, tf):
+    # The Keras example "Image classification from scratch" ends with
+    # keras.utils.load_img(path, target_size=...) -> keras.utils.img_to_array -> keras.ops.expand_dims.
+    import numpy as np
+    from PIL import Image
+
+    from fastconv import keras
+
+    path = str(tmp_path / "cat.jpg")
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (30, 24, 3)).astype("uint8")).save(path)
+    img_array = keras.ops.expand_dims(keras.utils.img_to_array(keras.utils.load_img(path, target_size=(18, 18))), 0)
+    expected = tf.keras.utils.img_to_array(tf.keras.utils.load_img(path, target_size=(18, 18)))[None]
+    assert img_array.dtype == expected.dtype
+    np.testing.assert_array_equal(np.asarray(img_array), expected)

@@ -272,3 +272,6 @@ def _node_label(node, show_shapes, show_dtype, show_layer_names, show_activation
 
 from fastconv.keras.file_utils import get_file  # noqa: E402  (file_utils imports Progbar from here)
 from fastconv.keras.image_dataset import image_dataset_from_directory  # noqa: E402
+# keras.utils.load_img, img_to_array and array_to_img (Keras 3's names for the image helpers of
+# keras.preprocessing.image), as the Keras example "Image classification from scratch" calls them.
+from fastconv.preprocessing.image import array_to_img, img_to_array, load_img  # noqa: E402,F401
