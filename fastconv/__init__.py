@@ -20,7 +20,7 @@ from fastconv.depthwise import (
     depthwise_conv2d_backprop_filter,
     depthwise_conv2d_backprop_input,
 )
-from fastconv import data, nn
+from fastconv import data, nn, random
 from fastconv.pooling import (
     avg_pool2d,
     avg_pool2d_grad,
@@ -64,6 +64,7 @@ __all__ = [
     "nn",
     "relu_grad",
     "openmp_enabled",
+    "random",
     "set_num_threads",
     "simd_isa",
 ]

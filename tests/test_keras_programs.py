@@ -66,3 +66,20 @@ def test_keras_utils_load_img_and_img_to_array_as_the_image_classification_examp
     expected = tf.keras.utils.img_to_array(tf.keras.utils.load_img(path, target_size=(18, 18)))[None]
     assert img_array.dtype == expected.dtype
     np.testing.assert_array_equal(np.asarray(img_array), expected)
+
+
+def test_tf_random_set_seed_repeats_the_initial_weights_as_in_geron():
+    # Géron's notebooks: `tf.random.set_seed(42)` before each model, with `import fastconv as tf`.
+    import numpy as np
+    import pytest
+
+    import fastconv as tf
+
+    def weights():
+        tf.random.set_seed(42)
+        model = tf.keras.Sequential([tf.keras.Input(shape=(6, 6, 1)), tf.keras.layers.Conv2D(3, 3)])
+        return model.get_weights()[0]
+
+    np.testing.assert_array_equal(weights(), weights())
+    with pytest.raises(TypeError, match="seed"):
+        tf.random.set_seed(1.5)
