@@ -28,7 +28,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -94,12 +93,24 @@ def measure_predict(keras, name, size, batches, rounds, directory):
         contenders = predict_contenders(keras_model, f_model, batch, size)
         reference = np.asarray(contenders["keras"](x), np.float64)
         agreement = {c: relative_difference(fn(x), reference) for c, fn in contenders.items() if c != "keras"}
-        seconds = time_rounds({c: (lambda fn=fn: fn(x)) for c, fn in contenders.items()}, rounds)
+        seconds = time_rounds({c: (lambda fn=fn, x=x: fn(x)) for c, fn in contenders.items()}, rounds)
         row = {"network": name, "size": size, "batch": batch, "agreement": agreement,
-               "images_per_s": {c: batch / t for c, t in seconds.items()}}
+               "images_per_s": {c: batch / t for c, t in seconds.items()},
+               "conv_gflop": conv_flops(contenders["fastconv frozen"], x) / 1e9}
         rows.append(row)
         print(format_predict_row(row), flush=True)
     return rows
+
+
+def conv_flops(frozen, x):
+    """2 N OH OW kh kw cin cout summed over the Conv2D layers that ``frozen`` planned for ``x``."""
+    total = 0
+    for step in frozen._steps_for(x.shape)[1]:
+        for plan, *_ in getattr(step, "plans", {}).values():
+            n, oh, ow, cout = plan.geometry.output_nhwc
+            kh, kw, cin, _ = plan.geometry.filter_shape
+            total += 2 * n * oh * ow * cout * kh * kw * cin
+    return total
 
 
 def measure_training_step(keras, size, batch, rounds, directory):
@@ -128,13 +139,14 @@ def format_predict_row(row):
     return f"{row['network']} {row['size']}x{row['size']} batch {row['batch']}: images/s {cells} (agreement: {agree})"
 
 
-def markdown(predict_rows, training_row):
-    """The report's table (one line per network and batch)."""
+def markdown(results):
+    """The report's table (one line per network and batch) and the training step."""
+    predict_rows, training_row = results["predict"], results["training"]
     names = sorted({c for r in predict_rows for c in r["images_per_s"]},
                    key=["keras", "openvino", "fastconv", "fastconv frozen"].index)
     lines = ["| network | batch | " + " | ".join(f"{c} images/s" for c in names)
-             + " | best fastconv / Keras | best fastconv / OpenVINO | outputs agree |",
-             "|---|---:|" + "---:|" * len(names) + "---:|---:|---|"]
+             + " | best fastconv / Keras | best fastconv / OpenVINO | fastconv conv GFLOP/s | outputs agree |",
+             "|---|---:|" + "---:|" * len(names) + "---:|---:|---:|---|"]
     for r in predict_rows:
         ips = r["images_per_s"]
         best = max(v for c, v in ips.items() if c.startswith("fastconv"))
@@ -142,11 +154,15 @@ def markdown(predict_rows, training_row):
         agree = "yes" if all(d <= AGREEMENT for d in r["agreement"].values()) else "NO"
         lines.append(f"| {r['network']} {r['size']}x{r['size']} | {r['batch']} | "
                      + " | ".join(f"{ips[c]:.2f}" if c in ips else "-" for c in names)
-                     + f" | {best / ips['keras']:.2f}x | {vs_ov} | {agree} "
+                     + f" | {best / ips['keras']:.2f}x | {vs_ov} | {r['conv_gflop'] / r['batch'] * best:.1f} | {agree} "
                      f"(max rel. diff {max(r['agreement'].values()):.1e}) |")
+    lines += ["", f"Float32 GEMM ceiling in the same run: {results['gemm_gflops']:.0f} GFLOP/s (NumPy matmul); "
+              f"conv GFLOP/s counts the Conv2D layers' 2 N OH OW kh kw cin cout at the best fastconv rate; "
+              f"load average at the end {results['load_average']:.1f} on {os.cpu_count()} CPUs."]
     if training_row is not None:
         s = training_row["seconds"]
-        lines += ["", f"ResNet50 training step (forward, backward, Adam), {training_row['size']}x{training_row['size']}, "
+        size = training_row["size"]
+        lines += ["", f"ResNet50 training step (forward, backward, Adam), {size}x{size}, "
                   f"batch {training_row['batch']}: Keras {s['keras']:.3f} s, fastconv {s['fastconv']:.3f} s "
                   f"({s['fastconv'] / s['keras']:.2f}x Keras's time)."]
     return "\n".join(lines)
@@ -157,17 +173,21 @@ def run(quick=False, rounds=3, networks=("ResNet50", "MobileNetV2"), training=Tr
     import tensorflow as tf
 
     import fastconv
-    print(f"fastconv {fastconv.__version__} ({fastconv.get_num_threads()} threads, {fastconv.simd_isa()}), "
-          f"TensorFlow {tf.__version__} / Keras {keras.__version__}", flush=True)
-    size, batches = (32, (1, 2)) if quick else (224, (1, 32))
+    from report import gemm_ceiling
     rounds = 1 if quick else rounds
+    ceiling = gemm_ceiling(rounds, 1024 if quick else 4096)
+    print(f"fastconv {fastconv.__version__} ({fastconv.get_num_threads()} threads, {fastconv.simd_isa()}), "
+          f"TensorFlow {tf.__version__} / Keras {keras.__version__}; float32 GEMM ceiling (NumPy matmul) "
+          f"{ceiling:.0f} GFLOP/s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    size, batches = (32, (1, 2)) if quick else (224, (1, 32))
     predict_rows, training_row = [], None
     with tempfile.TemporaryDirectory() as directory:
         for name in networks:
             predict_rows += measure_predict(keras, name, size, batches, rounds, directory)
         if training:
             training_row = measure_training_step(keras, 32 if quick else 112, 2 if quick else 16, rounds, directory)
-    return predict_rows, training_row
+    return {"predict": predict_rows, "training": training_row, "gemm_gflops": ceiling,
+            "load_average": os.getloadavg()[0]}
 
 
 def main(argv=None):
@@ -178,13 +198,13 @@ def main(argv=None):
     parser.add_argument("--no-training", action="store_true", help="skip the ResNet50 training step")
     parser.add_argument("--json", help="also write the measurements to this file")
     args = parser.parse_args(argv)
-    predict_rows, training_row = run(args.quick, args.rounds, tuple(args.networks), not args.no_training)
+    results = run(args.quick, args.rounds, tuple(args.networks), not args.no_training)
     print()
-    print(markdown(predict_rows, training_row))
+    print(markdown(results))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"predict": predict_rows, "training": training_row}, f, indent=1)
-    disagreeing = [r for r in predict_rows if any(d > AGREEMENT for d in r["agreement"].values())]
+            json.dump(results, f, indent=1)
+    disagreeing = [r for r in results["predict"] if any(d > AGREEMENT for d in r["agreement"].values())]
     return 1 if disagreeing else 0
 
 

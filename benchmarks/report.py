@@ -163,6 +163,17 @@ def scaling_sizes(rounds, quick):
 
 # -- output -----------------------------------------------------------------------------------------
 
+def networks_fresh(quick, rounds):
+    """bench_networks.py's measurements (ResNet50, MobileNetV2, the training step), in a fresh process."""
+    import bench_networks
+    path = os.path.join(HERE, "results", "networks.json")
+    with open(os.devnull, "w") as quiet:
+        command = [sys.executable, os.path.join(HERE, "bench_networks.py"), "--json", path, "--rounds", str(rounds)]
+        subprocess.run(command + (["--quick"] if quick else []), check=True, stdout=quiet)
+    with open(path) as f:
+        return bench_networks.markdown(json.load(f))
+
+
 def geomean(values):
     values = [v for v in values if np.isfinite(v)]
     return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
@@ -259,6 +270,8 @@ def main(argv=None):
     log("scaling")
     threads = scaling_threads_fresh(args.quick, rounds)
     by_batch, by_size = scaling_sizes(rounds, args.quick)
+    log("whole networks")
+    networks = networks_fresh(args.quick, min(rounds, 3))
 
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, fastconv {fc.__version__} with {fc.simd_isa()} "
                f"kernels, OpenMP {'on' if fc.openmp_enabled() else 'off'}, {fc.get_num_threads()} threads; "
@@ -316,6 +329,10 @@ def main(argv=None):
     lines += ["", "Time per output pixel against the image size (batch 4, 3x3x64 -> 64, `auto`):", "",
               "| height = width | ns per output pixel |", "|---|---|"]
     lines += [f"| {s} | {t * 1e9:.1f} |" for s, t in by_size]
+    lines += ["", "## Whole networks (benchmarks/bench_networks.py, fresh process)", "",
+              "`predict_on_batch` images/s with Keras's random weights, the same in every contender; "
+              "`fastconv frozen` is `fastconv.keras.inference.InferenceModel` (BatchNormalization folded "
+              "into the convolutions). Training step: `train_on_batch` with Adam.", "", networks]
     lines += ["", "![chart](report.png)", ""]
     report = "\n".join(lines)
     with open(os.path.join(args.out, "report.md"), "w") as f:
