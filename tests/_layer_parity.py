@@ -1,6 +1,7 @@
 """Parity of one fastconv.keras layer with its Keras twin (importable because pyproject.toml puts
 tests/ on the path): same weights -> same outputs, same gradients of the inputs and of the
-weights (tf.GradientTape against the layer's forward/backward), same configuration keys."""
+weights (tf.GradientTape against the layer's forward/backward), same configuration keys; and the
+finite-difference check of a layer's backward()."""
 import json
 
 import numpy as np
@@ -62,3 +63,50 @@ def assert_same_config(f_layer, k_layer, ignore=()):
     assert set(f_config) == set(k_config), (sorted(f_config), sorted(k_config))
     for key in set(k_config) - {"name", "dtype", *ignore}:
         assert _same_value(f_config[key], k_config[key]), (key, f_config[key], k_config[key])
+
+
+# ----------------------------------------------- backward() against central finite differences
+def _no_ties(shape, rng):
+    """Distinct values in [-1, 1] (a shuffled arange), so that no pooling window has a tie."""
+    values = np.linspace(-1, 1, int(np.prod(shape)))
+    return rng.permutation(values).reshape(shape)
+
+
+def _central_difference(loss, arr, index, eps=1e-6):
+    old = arr[index]
+    arr[index] = old + eps
+    up = loss()
+    arr[index] = old - eps
+    down = loss()
+    arr[index] = old
+    return (up - down) / (2 * eps)
+
+
+def _sample(shape, rng, n=25):
+    """Up to n indices of an array of ``shape`` (all of them for small arrays)."""
+    size = int(np.prod(shape))
+    flat = np.arange(size) if size <= n else rng.choice(size, n, replace=False)
+    return [np.unravel_index(i, shape) for i in flat]
+
+
+def check_gradients(layer, inputs, training=True, seed=0):
+    """Compare backward() with finite differences of sum(g * forward(inputs)) for the inputs and
+    for every trainable weight of ``layer`` (float64)."""
+    rng = np.random.default_rng(seed)
+    y, cache = layer.forward(inputs, training)
+    g = rng.standard_normal(np.shape(y))
+    dx, wgrads = layer.backward(cache, g, True)
+
+    def loss():
+        return float(np.sum(g * layer.forward(inputs, training)[0]))
+
+    arrays = inputs if isinstance(inputs, list) else [inputs]
+    grads = dx if isinstance(inputs, list) else [dx]
+    pairs = list(zip(arrays, grads)) + [(v.value, wgrads[v]) for v in layer.trainable_weights]
+    assert set(wgrads) == set(layer.trainable_weights)
+    for arr, analytic in pairs:
+        assert analytic.shape == arr.shape
+        scale = max(1.0, float(np.abs(analytic).max()))
+        for index in _sample(arr.shape, rng):
+            numeric = _central_difference(loss, arr, index)
+            assert abs(numeric - analytic[index]) <= 1e-7 * scale, (layer.name, index, numeric, analytic[index])

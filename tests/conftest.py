@@ -19,3 +19,14 @@ def _restore_threads():
     yield
     fc.set_num_threads(None)
 
+
+
+@pytest.fixture
+def keras(tf):
+    """Keras on TensorFlow, with fresh layer names on both sides (Keras and fastconv.keras)."""
+    import keras as keras_module
+
+    import fastconv.keras as fk
+    keras_module.backend.clear_session()
+    fk.backend.clear_session()
+    return keras_module

@@ -297,7 +297,7 @@ def _conv_family(rng, fn):
                 and fn != "conv2d_backprop_filter" and rng.random() < 0.5):
             kwargs["algorithm"] = "winograd"
     desc = f"{fn} x{g['x']} w{g['w']} {kwargs} {np.dtype(dtype).name}"
-    refuse = None
+    refuse, may_oom = None, False
     shape_arg = {"filter_sizes": list(g["w"])}.get(SHAPE_ARGUMENT.get(fn), list(_in_fmt(g["x"], fmt)))
     pick = (key_a, name_a) if rng.random() < 0.5 else (key_b, name_b)
     if mutation == 0:      # NaN / inf in an operand: the reference says where NaN goes
@@ -326,6 +326,16 @@ def _conv_family(rng, fn):
         shape_arg = bad[int(rng.integers(len(bad)))]
         refuse = SHAPE_ARGUMENT[fn]
         desc += f" {refuse}={shape_arg!r}"
+    elif mutation == 10 and fn in SHAPE_ARGUMENT and not fn.endswith("filter"):
+        # a huge result, one output pixel: refused past 2**59 elements, else NumPy's MemoryError
+        big = int(rng.choice((2**28, 2**30)))
+        g["strides"], g["dilations"], g["padding"] = (big, big), (1, 1), "VALID"
+        g["x"] = (n, big, big, cin)
+        kwargs.update(strides=[big, big], dilations=[1, 1], padding="VALID")
+        shape_arg = list(_in_fmt(g["x"], fmt))
+        arrays["dy"] = _array(rng, (n, 1, 1, cin * cout if depthwise else cout), dtype)
+        refuse, may_oom = SHAPE_ARGUMENT[fn], True
+        desc += f" {refuse}={shape_arg}"
     elif mutation == 8 and fn in ("conv2d", "depthwise_conv2d"):   # empty batch or channels
         axis = int(rng.choice([0, 3]))
         zero = list(g["x"])
@@ -347,7 +357,7 @@ def _conv_family(rng, fn):
     res_dtype = _result_dtype(a, b) if refuse != pick[1] or mutation != 2 else np.dtype(dtype)
     if fn in ("conv2d", "depthwise_conv2d"):
         ref_fn = ref.conv2d if fn == "conv2d" else ref.depthwise_conv2d
-        result_shape = _in_fmt(np.empty((a_nhwc.shape[0], oh, ow, arrays["dy"].shape[3])), fmt).shape
+        result_shape = _in_fmt((a_nhwc.shape[0], oh, ow, arrays["dy"].shape[3]), fmt)
         reference = lambda f: _in_fmt(ref_fn(f(a_nhwc), f(b_nhwc), **geo_ref), fmt)  # noqa: E731
         args = (a, b)
     elif fn in ("conv2d_backprop_filter", "depthwise_conv2d_backprop_filter"):
@@ -357,7 +367,7 @@ def _conv_family(rng, fn):
         args = (a, shape_arg, b)
     else:
         ref_fn = ref.conv2d_backprop_input if not depthwise else ref.depthwise_conv2d_backprop_input
-        result_shape = _in_fmt(np.empty(g["x"]), fmt).shape
+        result_shape = _in_fmt(tuple(g["x"]), fmt)
         reference = lambda f: _in_fmt(ref_fn(g["x"], f(a_nhwc), f(b_nhwc), **geo_ref), fmt)  # noqa: E731
         args = (b, a, shape_arg) if fn == "conv2d_transpose" else (shape_arg, a, b)
     if mutation == 9:      # out= of the wrong shape, dtype or layout, or aliasing an input
@@ -380,7 +390,7 @@ def _conv_family(rng, fn):
     func = getattr(fc, fn)
     call = lambda: func(*args, **kwargs)  # noqa: E731
     if refuse is not None:
-        return Case(fn, desc, call, refuse=refuse)
+        return Case(fn, desc, call, refuse=refuse, may_oom=may_oom)
     return Case(fn, desc, call, lambda: reference(lambda v: np.asarray(v, dtype=np.float64)).astype(res_dtype),
                 lambda: reference(lambda v: np.abs(np.asarray(v, dtype=np.float64))))
 

@@ -76,6 +76,10 @@ def test_results_past_64_bit_indices_are_refused_before_any_work():
         fc.conv2d_backprop_input([2**40, 2**40, 2**40, 1], np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), 1, "VALID")
     with pytest.raises(ValueError, match="conv2d_transpose: output_shape"):
         fc.conv2d_transpose(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), [2**62, 2**31], 1, "VALID")
+    with pytest.raises(ValueError, match="conv2d_transpose: output_shape"):   # 2**60 elements: 2**63 bytes
+        fc.conv2d_transpose(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), [1, 2**30, 2**30, 1], 2**30, "VALID")
+    with pytest.raises(MemoryError):   # 2**56 elements pass, and the machine cannot allocate them
+        fc.conv2d_transpose(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), [1, 2**28, 2**28, 1], 2**28, "VALID")
 
 
 @pytest.mark.parametrize("stride", [2**20, 2**31 - 1])

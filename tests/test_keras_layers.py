@@ -9,53 +9,9 @@ import fastconv.keras as fk
 from fastconv.keras import activations, backend
 from fastconv.keras import layers as L
 
+from _layer_parity import _no_ties, check_gradients
+
 F64 = "float64"
-
-
-def _no_ties(shape, rng):
-    """Distinct values in [-1, 1] (a shuffled arange), so that no pooling window has a tie."""
-    values = np.linspace(-1, 1, int(np.prod(shape)))
-    return rng.permutation(values).reshape(shape)
-
-
-def _central_difference(loss, arr, index, eps=1e-6):
-    old = arr[index]
-    arr[index] = old + eps
-    up = loss()
-    arr[index] = old - eps
-    down = loss()
-    arr[index] = old
-    return (up - down) / (2 * eps)
-
-
-def _sample(shape, rng, n=25):
-    """Up to n indices of an array of ``shape`` (all of them for small arrays)."""
-    size = int(np.prod(shape))
-    flat = np.arange(size) if size <= n else rng.choice(size, n, replace=False)
-    return [np.unravel_index(i, shape) for i in flat]
-
-
-def check_gradients(layer, inputs, training=True, seed=0):
-    """Compare backward() with finite differences of sum(g * forward(inputs)) for the inputs and
-    for every trainable weight of ``layer`` (float64)."""
-    rng = np.random.default_rng(seed)
-    y, cache = layer.forward(inputs, training)
-    g = rng.standard_normal(np.shape(y))
-    dx, wgrads = layer.backward(cache, g, True)
-
-    def loss():
-        return float(np.sum(g * layer.forward(inputs, training)[0]))
-
-    arrays = inputs if isinstance(inputs, list) else [inputs]
-    grads = dx if isinstance(inputs, list) else [dx]
-    pairs = list(zip(arrays, grads)) + [(v.value, wgrads[v]) for v in layer.trainable_weights]
-    assert set(wgrads) == set(layer.trainable_weights)
-    for arr, analytic in pairs:
-        assert analytic.shape == arr.shape
-        scale = max(1.0, float(np.abs(analytic).max()))
-        for index in _sample(arr.shape, rng):
-            numeric = _central_difference(loss, arr, index)
-            assert abs(numeric - analytic[index]) <= 1e-7 * scale, (layer.name, index, numeric, analytic[index])
 
 
 def _built(layer, shape):

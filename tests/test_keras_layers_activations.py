@@ -11,7 +11,7 @@ from fastconv.keras import activations, backend
 from fastconv.keras import layers as L
 
 from _layer_parity import assert_matches_keras, assert_same_config
-from test_keras_layers import check_gradients
+from _layer_parity import check_gradients
 
 NAMES = ["linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax", "elu", "selu", "softplus",
          "softsign", "exponential", "leaky_relu", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish",

@@ -10,7 +10,7 @@ from fastconv.keras import backend
 from fastconv.keras import layers as L
 
 from _layer_parity import assert_matches_keras, assert_same_config
-from test_keras_layers import check_gradients
+from _layer_parity import check_gradients
 
 CASES = [
     ("LayerNormalization", dict(), (3, 5)),

@@ -9,7 +9,7 @@ from fastconv.keras import backend
 from fastconv.keras import layers as L
 
 from _layer_parity import assert_matches_keras, assert_same_config
-from test_keras_layers import _no_ties, check_gradients
+from _layer_parity import _no_ties, check_gradients
 
 CASES = [(dict(), (2, 4, 5, 3)), (dict(keepdims=True), (2, 4, 5, 3)), (dict(data_format="channels_first"), (2, 3, 4, 5))]
 

@@ -10,7 +10,7 @@ from fastconv.keras import backend
 from fastconv.keras import layers as L
 
 from _layer_parity import assert_matches_keras, assert_same_config
-from test_keras_layers import check_gradients
+from _layer_parity import check_gradients
 
 CASES = [("Identity", dict()), ("SpatialDropout2D", dict(rate=0.3, seed=1)),
          ("SpatialDropout2D", dict(rate=0.3, data_format="channels_first")), ("GaussianNoise", dict(stddev=0.2, seed=2)),

@@ -9,7 +9,6 @@ import numpy as np
 from fastconv import keras as fk
 
 from _layer_parity import assert_same_config
-from test_keras_parity import keras  # noqa: F401 (the fixture)
 
 
 def joined_model(K):

@@ -13,14 +13,6 @@ from _helpers import lenet5, malaria_cnn, residual_model
 pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")
 
 
-@pytest.fixture
-def keras(tf):
-    import keras as keras_module
-    keras_module.backend.clear_session()
-    fk.backend.clear_session()
-    return keras_module
-
-
 def _recorder(callback_base):
     class Recorder(callback_base):
         def __init__(self):
