@@ -12,13 +12,14 @@ import numpy as np
 DATA_FORMATS = ("NHWC", "NCHW")
 
 # Largest reduction length or channel count the micro-kernels take (their counters are C ints),
-# and the largest stride, window size, dilation or padding any function takes: with every extent
-# below 2**62 (MAX_EXTENT), the index arithmetic of the kernels (in ptrdiff_t: sizes plus paddings,
-# output positions times strides, window sizes times dilations) stays far inside int64.
+# and the largest stride, window size, dilation or padding any function takes.
 MAX_INT32 = 2**31 - 1
-# Largest number of elements of an array a shape argument or a result may describe, and so also
-# the largest extent of one of its axes.
-MAX_ELEMENTS = 2**62
+# Largest number of elements of an array a shape argument or a result may describe (so also the
+# largest extent of one axis): 2**59 float64 values are 2**62 bytes, so that every byte offset, and
+# the index arithmetic of the kernels in ptrdiff_t (extents plus paddings below 2**31, positions
+# times strides or dilations below 2**31), stays inside int64.  NumPy itself refuses arrays of
+# 2**63 bytes or more with a ValueError that does not say which function or argument.
+MAX_ELEMENTS = 2**59
 
 
 def as_numeric_array(value, fn, name):
@@ -101,7 +102,7 @@ def check_elements(fn, name, shape, because=""):
         size *= max(int(v), 1)
     if size > MAX_ELEMENTS:
         raise ValueError(f"{fn}: {name} would have shape {tuple(shape)}, more elements than fastconv's 64-bit "
-                         f"indices take (at most 2**62){because}")
+                         f"indices take (at most 2**59){because}")
 
 
 def normalize_spatial(value, fn, name, data_format, default=1):
