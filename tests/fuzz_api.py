@@ -459,15 +459,14 @@ def _pool_family(rng, fn):
         x = x.astype(ACCEPTED_DTYPES[int(rng.integers(len(ACCEPTED_DTYPES)))])
         desc += f" input as {x.dtype}"
     elif mutation == 7:
-        x = np.zeros(x.shape, dtype=REFUSED_DTYPES[int(rng.integers(len(REFUSED_DTYPES)))])
-        refuse = {"avg_pool2d_grad": None, "max_pool2d_grad_with_argmax": None}.get(fn, "input")
-        if fn == "max_pool2d_grad":
-            refuse = "orig_input"
-        if refuse is None:
-            dy = np.zeros(dy.shape, dtype=x.dtype)
-            x = _array(rng, g["x"], dtype)
+        bad_dtype = REFUSED_DTYPES[int(rng.integers(len(REFUSED_DTYPES)))]
+        if fn in ("avg_pool2d_grad", "max_pool2d_grad_with_argmax"):   # the functions that take no input
+            dy = np.zeros(dy.shape, dtype=bad_dtype)
             refuse = "grad"
-        desc += f" dtype {x.dtype if refuse != 'grad' else dy.dtype}"
+        else:
+            x = np.zeros(x.shape, dtype=bad_dtype)
+            refuse = "orig_input" if fn == "max_pool2d_grad" else "input"
+        desc += f" {refuse} as {np.dtype(bad_dtype)}"
     func = getattr(fc, fn)
     out = None
     if mutation == 8 and fn != "max_pool_with_argmax":
@@ -519,34 +518,17 @@ def _pool_family(rng, fn):
         if refuse is not None:
             return Case(fn, desc, call, refuse=refuse)
         return Case(fn, desc, call, check=check)
-    else:   # max_pool2d_grad_with_argmax
-        xf = np.asarray(x, dtype=np.float64) if x.dtype.kind in "biuf" else x
-        if g["padding"] not in ("SAME", "VALID") or x.dtype.kind not in "biuf":
-            kwargs["padding"] = "VALID" if isinstance(g["padding"], tuple) else kwargs["padding"]
-            geo_ref["padding"] = "VALID" if isinstance(g["padding"], tuple) else g["padding"]
-            if isinstance(g["padding"], tuple):
-                h2, w2 = max(h, g["ksize"][0]), max(w, g["ksize"][1])
-                xf = _array(rng, (n, h2, w2, c))
-                g["x"] = (n, h2, w2, c)
-                shape_arg = list(g["x"]) if refuse != "input_shape" else shape_arg
-        try:
-            _, arg = fc.max_pool_with_argmax(xf, kwargs["ksize"] if refuse != "ksize" else list(g["ksize"]),
-                                             kwargs["strides"] if refuse != "strides" else list(g["strides"]),
-                                             kwargs["padding"] if refuse != "padding" else "VALID")
-        except (ValueError, TypeError):
-            arg = np.zeros((n, oh, ow, c), dtype=np.int64)
-        gshape = arg.shape
-        dyg = _array(rng, gshape, dtype) if mutation != 7 else np.zeros(gshape, dtype=dy.dtype)
+    else:   # max_pool2d_grad_with_argmax, with the argmax of the forward of x (valid arguments)
+        _, arg = fc.max_pool_with_argmax(x, list(g["ksize"]), list(g["strides"]), g["padding"])
+        dyg = dy
         if mutation == 9 and arg.size:   # an argmax entry outside its window (or outside the image)
             arg = arg.copy()
             arg.flat[int(rng.integers(arg.size))] = int(rng.choice((-1, 2**31, -(2**40), 2**62, h * w * c)))
             refuse = refuse or "argmax"
             desc += " argmax tampered"
         call = lambda: func(shape_arg, dyg, arg, **kwargs, **extra)  # noqa: E731
-        expected = lambda: ref.max_pool2d_grad(xf, dyg, **geo_ref).astype(res_dtype(dyg))  # noqa: E731
-        bound = lambda: ref.max_pool2d_grad(xf, np.abs(dyg.astype(float)), **geo_ref)  # noqa: E731
-        if out is not None and out.shape != tuple(g["x"]) and refuse is None:
-            refuse = "out"
+        expected = lambda: ref.max_pool2d_grad(x, dyg, **geo_ref).astype(res_dtype(dyg))  # noqa: E731
+        bound = lambda: ref.max_pool2d_grad(x, np.abs(dyg.astype(float)), **geo_ref)  # noqa: E731
     if refuse is not None:
         return Case(fn, desc, call, refuse=refuse, may_oom=may_oom)
     return Case(fn, desc, call, expected, bound)
