@@ -16,12 +16,12 @@ from fastconv._slices cimport MAX_SLICES
 def bias_add(const floating[:, :, ::1] x, const floating[::1] bias, floating[:, :, ::1] y, bint relu,
              int n_threads):
     """y[o, c, i] = x[o, c, i] + bias[c], then max(., 0) if relu (NaN kept, as tf.nn.relu)."""
-    cdef ptrdiff_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
+    cdef ptrdiff_t n_outer = x.shape[0], C = x.shape[1], n_inner = x.shape[2]
     cdef ptrdiff_t o, c, i
     cdef floating v
-    for o in prange(O, nogil=True, schedule="static", num_threads=n_threads):
+    for o in prange(n_outer, nogil=True, schedule="static", num_threads=n_threads):
         for c in range(C):
-            for i in range(I):
+            for i in range(n_inner):
                 v = x[o, c, i] + bias[c]
                 if relu and v < 0:
                     v = 0
@@ -32,7 +32,7 @@ def bias_add(const floating[:, :, ::1] x, const floating[::1] bias, floating[:, 
 @cython.wraparound(False)
 def bias_grad(const floating[:, :, ::1] dy, floating[:, ::1] partials, floating[::1] db, int n_threads):
     """db[c] = sum over o and i of dy[o, c, i]; ``partials`` is (slices, C) scratch."""
-    cdef ptrdiff_t O = dy.shape[0], C = dy.shape[1], I = dy.shape[2], G = partials.shape[0]
+    cdef ptrdiff_t n_outer = dy.shape[0], C = dy.shape[1], n_inner = dy.shape[2], G = partials.shape[0]
     cdef ptrdiff_t s, o, c, i
     cdef floating acc
     cdef floating *part
@@ -41,17 +41,17 @@ def bias_grad(const floating[:, :, ::1] dy, floating[:, ::1] partials, floating[
         part = &partials[s, 0]
         for c in range(C):
             part[c] = 0
-        for o in range(s * O // G, (s + 1) * O // G):
+        for o in range(s * n_outer // G, (s + 1) * n_outer // G):
             row = &dy[o, 0, 0]
-            if I == 1:
+            if n_inner == 1:
                 # channels last: a whole row of channels at a time (vectorised)
                 for c in range(C):
                     part[c] = part[c] + row[c]
             else:
                 for c in range(C):
                     acc = 0
-                    for i in range(I):
-                        acc = acc + row[c * I + i]
+                    for i in range(n_inner):
+                        acc = acc + row[c * n_inner + i]
                     part[c] = part[c] + acc
     for c in range(C):
         acc = 0
