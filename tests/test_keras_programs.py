@@ -83,3 +83,53 @@ def test_tf_random_set_seed_repeats_the_initial_weights_as_in_geron():
     np.testing.assert_array_equal(weights(), weights())
     with pytest.raises(TypeError, match="seed"):
         tf.random.set_seed(1.5)
+
+
+def _transfer_model(k, preprocess_input, base):
+    # TensorFlow's "Transfer learning and fine-tuning" tutorial, its model (weights=None: no download).
+    inputs = k.Input(shape=(32, 32, 3))
+    x = preprocess_input(inputs)
+    x = base(x, training=False)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    outputs = k.layers.Dense(1)(x)
+    return k.Model(inputs, outputs)
+
+
+def test_transfer_learning_tutorial_preprocess_input_inside_the_model(tf):
+    import numpy as np
+
+    from fastconv import keras
+
+    ours_base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=0.35)
+    theirs_base = tf.keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None,
+                                                    alpha=0.35)
+    ours_base.trainable = theirs_base.trainable = False
+    ours = _transfer_model(keras, keras.applications.mobilenet_v2.preprocess_input, ours_base)
+    theirs = _transfer_model(tf.keras, tf.keras.applications.mobilenet_v2.preprocess_input, theirs_base)
+    assert ours.count_params() == theirs.count_params()
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights) == 2
+    ours.set_weights(theirs.get_weights())
+    images = np.random.RandomState(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(ours.predict(images, verbose=0), theirs.predict(images, verbose=0), rtol=1e-4,
+                               atol=1e-5)
+    # "torch" mode too (DenseNet); "caffe" (VGG, ResNet) is refused inside a model, with the reason.
+    inputs = keras.Input(shape=(4, 4, 3))
+    torch_model = keras.Model(inputs, keras.applications.densenet.preprocess_input(inputs))
+    np.testing.assert_allclose(torch_model.predict(images[:, :4, :4], verbose=0),
+                               tf.keras.applications.densenet.preprocess_input(images[:, :4, :4].copy()), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_geron_transfer_learning_builds_on_base_model_input_and_output(tf):
+    # Géron ch. 14: Model(inputs=base_model.input, outputs=Dense(...)(GlobalAveragePooling2D()(base_model.output))).
+    from fastconv import keras
+
+    def head_on(k):
+        inputs = k.Input(shape=(None, None, 3))
+        base_model = k.Model(inputs, k.layers.Conv2D(8, 3)(inputs))
+        avg = k.layers.GlobalAveragePooling2D()(base_model.output)
+        output = k.layers.Dense(5, activation="softmax")(avg)
+        model = k.Model(inputs=base_model.input, outputs=output)
+        return model.count_params(), base_model.input.shape, base_model.output.shape
+
+    assert head_on(keras) == head_on(tf.keras)

@@ -117,6 +117,20 @@ class Model(Trainer, Layer):
     def outputs(self):
         return list(self._graph.outputs) if self._graph is not None else []
 
+    # Keras: a functional (or built Sequential) model's `input` and `output` are the tensors it
+    # was made of, so that a model is extended from them (Model(base.input, head(base.output))).
+    @property
+    def input(self):
+        if self._subclassed or not self.inputs:
+            return Layer.input.fget(self)
+        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+
+    @property
+    def output(self):
+        if self._subclassed or not self.outputs:
+            return Layer.output.fget(self)
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
+
     @property
     def input_shape(self):
         shapes = [t.shape for t in self.inputs]

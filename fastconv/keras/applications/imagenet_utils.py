@@ -43,8 +43,7 @@ def preprocess_input(x, data_format=None, mode="caffe"):
         raise ValueError("Expected data_format to be one of `channels_first` or `channels_last`. "
                          f"Received: data_format={data_format}")
     if isinstance(x, KerasTensor):
-        raise TypeError("preprocess_input takes arrays (it runs before the model); apply it to the images, "
-                        "not to a symbolic tensor")
+        return _preprocess_symbolic(x, data_format, mode)
     x = np.array(x, copy=True)
     if x.dtype.kind not in "f":
         x = x.astype(backend.floatx())
@@ -70,6 +69,25 @@ def preprocess_input(x, data_format=None, mode="caffe"):
     if std is not None:
         x /= np.asarray(std, dtype=x.dtype).reshape(shape)
     return x
+
+
+def _preprocess_symbolic(x, data_format, mode):
+    """preprocess_input inside a model (``x = preprocess_input(inputs)``, as TensorFlow's transfer
+    learning tutorial writes it): graph nodes of the same arithmetic.  Caffe's channel flip has no
+    graph node in fastconv.keras, so that mode is refused there."""
+    if mode == "caffe":
+        raise TypeError("preprocess_input: mode 'caffe' (VGG, ResNet) flips the channels, which fastconv.keras "
+                        "cannot record in a model; apply it to the images before the model (or in a tf.data map)")
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if len(x.shape) not in (3, 4):
+        raise ValueError(f"preprocess_input expects one image (3-D) or a batch (4-D); received shape {x.shape}")
+    channel_axis = -1 if data_format == "channels_last" else (0 if len(x.shape) == 3 else 1)
+    shape = [1] * len(x.shape)
+    shape[channel_axis] = 3
+    x = x / 255.0
+    x = x - np.asarray(TORCH_MEAN, dtype=np.float32).reshape(shape)
+    return x / np.asarray(TORCH_STD, dtype=np.float32).reshape(shape)
 
 
 def _load_class_index():
