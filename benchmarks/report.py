@@ -1,6 +1,6 @@
 """The performance report: fastconv against TensorFlow, memory and scaling, as Markdown and a chart.
 
-    python benchmarks/report.py                 # full report (about 10 minutes), into benchmarks/results/
+    python benchmarks/report.py                 # full report, about 2 minutes on 2 idle cores: benchmarks/results/
     python benchmarks/report.py --quick         # small shapes, a smoke run (CI)
 
 Everything is measured in this run, in one process per table (memory in a fresh process per
