@@ -100,9 +100,11 @@ def test_transfer_learning_tutorial_preprocess_input_inside_the_model(tf):
 
     from fastconv import keras
 
-    ours_base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=0.35)
-    theirs_base = tf.keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None,
-                                                    alpha=0.35)
+    def small_base(k):   # in place of MobileNetV2(include_top=False, weights=None), to stay quick
+        inputs = k.Input(shape=(32, 32, 3))
+        return k.Model(inputs, k.layers.DepthwiseConv2D(3, strides=2)(k.layers.Conv2D(8, 3)(inputs)))
+
+    ours_base, theirs_base = small_base(keras), small_base(tf.keras)
     ours_base.trainable = theirs_base.trainable = False
     ours = _transfer_model(keras, keras.applications.mobilenet_v2.preprocess_input, ours_base)
     theirs = _transfer_model(tf.keras, tf.keras.applications.mobilenet_v2.preprocess_input, theirs_base)
@@ -118,6 +120,9 @@ def test_transfer_learning_tutorial_preprocess_input_inside_the_model(tf):
     np.testing.assert_allclose(torch_model.predict(images[:, :4, :4], verbose=0),
                                tf.keras.applications.densenet.preprocess_input(images[:, :4, :4].copy()), rtol=1e-5,
                                atol=1e-5)
+    import pytest
+    with pytest.raises(TypeError, match="caffe"):
+        keras.applications.resnet50.preprocess_input(inputs)
 
 
 def test_geron_transfer_learning_builds_on_base_model_input_and_output(tf):
