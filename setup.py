@@ -15,7 +15,6 @@ Environment switches:
     FASTCONV_NO_OPENMP=1   force the serial build.
 """
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig

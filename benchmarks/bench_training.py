@@ -151,7 +151,8 @@ def memory_probe(framework, n, size):
             result["tracemalloc_peak"] = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
     scale = 1024 if sys.platform.startswith("linux") else 1  # ru_maxrss: KiB on Linux, bytes on macOS
-    result.update(before=before, peak=sampler.peak, ru_maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)
+    ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    result.update(before=before, peak=sampler.peak, ru_maxrss=ru_maxrss)
     print(json.dumps(result))
 
 
@@ -169,7 +170,8 @@ def report_memory(results, n, size):
     print("\nmemory, each framework in a fresh process (RSS sampled every 2 ms during two epochs):")
     print(f"  {'':15s} {'before fit':>11s} {'peak in fit':>12s} {'increase':>9s} {'ru_maxrss':>10s}")
     for name, r in results.items():
-        print(f"  {name:15s} {r['before'] * mb:8.0f} MB {r['peak'] * mb:9.0f} MB {(r['peak'] - r['before']) * mb:6.0f} MB "
+        increase = (r['peak'] - r['before']) * mb
+        print(f"  {name:15s} {r['before'] * mb:8.0f} MB {r['peak'] * mb:9.0f} MB {increase:6.0f} MB "
               f"{r['ru_maxrss'] * mb:7.0f} MB")
     f, k = results["fastconv.keras"], results["tf.keras"]
     print(f"  peak RSS ratio fastconv.keras / tf.keras: {f['peak'] / k['peak']:.2f}; "

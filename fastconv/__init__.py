@@ -40,7 +40,7 @@ from fastconv.pooling import (
     max_pool_with_argmax,
 )
 
-from fastconv._version import __version__  # noqa: E402
+from fastconv._version import __version__  # noqa: F401 (fastconv.__version__)
 
 
 def __getattr__(name):

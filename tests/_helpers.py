@@ -17,8 +17,9 @@ def tf_padding(padding, data_format="NHWC"):
     """fastconv.reference padding -> TensorFlow's argument form."""
     if isinstance(padding, str):
         return padding
-    (t, b), (l, r) = padding
-    return [[0, 0], [t, b], [l, r], [0, 0]] if data_format == "NHWC" else [[0, 0], [0, 0], [t, b], [l, r]]
+    (top, bottom), (left, right) = padding
+    pairs = [[top, bottom], [left, right]]
+    return [[0, 0], *pairs, [0, 0]] if data_format == "NHWC" else [[0, 0], [0, 0], *pairs]
 
 
 @st.composite

@@ -180,6 +180,6 @@ def test_alexnet_summary_matches_keras_text(tf, tmp_path):
         clear()
         model = module.alexnet() if keras is None else module.alexnet(keras=keras)
         lines = []
-        model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+        model.summary(print_fn=lambda line, *args, lines=lines, **kwargs: lines.append(line))
         summaries.append([line for line in "\n".join(lines).splitlines() if "(" in line and "params" not in line])
     assert summaries[0] == summaries[1]

@@ -303,7 +303,9 @@ def test_each_pass_reshuffles_and_the_seed_repeats_the_sequence(folder):
     def passes(ds, n=2):
         return [collect(ds)[1] for _ in range(n)]
 
-    make = lambda: image_dataset_from_directory(folder, image_size=(4, 4), batch_size=4, seed=1, verbose=False)
+    def make():
+        return image_dataset_from_directory(folder, image_size=(4, 4), batch_size=4, seed=1, verbose=False)
+
     first, second = passes(make())
     assert sorted(first) == sorted(second) and not np.array_equal(first, second)
     again = passes(make())

@@ -176,7 +176,7 @@ def test_sequential_built_from_data_gives_its_feature_maps():
     x, y = _images(8, size=10)
     model = fk.Sequential([L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(1, activation="sigmoid")])
     with pytest.raises(AttributeError, match="has never been called"):
-        model.layers[0].output
+        _ = model.layers[0].output
     model.compile(loss="binary_crossentropy", optimizer="adam")
     model.fit(x, y, verbose=0)
     assert model.input_shape == (None, 10, 10, 3) and model.output_shape == (None, 1)
@@ -442,7 +442,7 @@ def test_save_and_load_round_trip(tmp_path):
     model.fit(x, labels, epochs=1, verbose=0)
     model.save(tmp_path / "model.keras")
     loaded = fk.models.load_model(tmp_path / "model.keras")
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     # Compiled, with the optimizer's state: training continues identically.
     model.fit(x, labels, epochs=1, shuffle=False, verbose=0)

@@ -91,7 +91,9 @@ def test_lenet5_matches_keras(keras, loss):
     x = rng.random((192, 32, 32, 1), dtype=np.float32)
     labels = rng.integers(0, 10, 192)
     y = np.eye(10, dtype=np.float32)[labels] if loss.startswith("categorical") else labels
-    pool = lambda: keras.layers.AveragePooling2D(pool_size=(2, 2))  # Keras 3 requires pool_size here
+    def pool():
+        return keras.layers.AveragePooling2D(pool_size=(2, 2))  # Keras 3 requires pool_size here
+
     result = _train_both(keras, lenet5(keras, pool), lenet5(fk), x, y,
                          lambda: dict(loss=loss, optimizer="adam", metrics=["accuracy"]),
                          dict(batch_size=32, epochs=2, validation_data=(x[:64], y[:64])))

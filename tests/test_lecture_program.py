@@ -30,7 +30,7 @@ def test_lecture_malaria_program_runs_with_only_its_imports_changed(tmp_path):
     model.add(MaxPooling2D(pool_size=(2, 2)))
     model.add(Conv2D(64, kernel_size=(3, 3), activation='relu'))
     model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Flatten()); model.add(Dropout(0.5)); model.add(Dense(1, activation='sigmoid'))
+    model.add(Flatten()); model.add(Dropout(0.5)); model.add(Dense(1, activation='sigmoid'))  # noqa: E702 (the lecture's line)
     model.compile(loss='binary_crossentropy', optimizer='adam', metrics=['accuracy'])
     lines = []
     model.summary(print_fn=lines.append)  # the lecture calls model.summary(); captured here to check it

@@ -464,7 +464,8 @@ def _draw_cell(rng, grid, stain, parasitized):
                 radius = rng.uniform(0.04, 0.08) * scale
                 half = max(1.2, rng.uniform(0.012, 0.025) * scale) / 2
                 paint(py, px, radius + half + 2,
-                      lambda dy, dx: alpha * _soft_disc(np.abs(np.hypot(dy, dx) - radius) - half), chromatin)
+                      lambda dy, dx, alpha=alpha, radius=radius, half=half:
+                      alpha * _soft_disc(np.abs(np.hypot(dy, dx) - radius) - half), chromatin)
                 for _ in range(rng.integers(1, 3)):
                     t, dot = rng.uniform(0, 2 * np.pi), rng.uniform(0.02, 0.035) * scale
                     paint(py + radius * np.sin(t), px + radius * np.cos(t), dot + 2, disc(dot, alpha), chromatin * 0.8)
@@ -473,7 +474,7 @@ def _draw_cell(rng, grid, stain, parasitized):
                 radius = rng.uniform(0.04, 0.09) * scale
                 lobes, phase = rng.integers(2, 5), rng.uniform(0, 2 * np.pi)
                 paint(py, px, 1.3 * radius + 2,
-                      lambda dy, dx: alpha * 0.8 * _soft_disc(
+                      lambda dy, dx, alpha=alpha, radius=radius, lobes=lobes, phase=phase: alpha * 0.8 * _soft_disc(
                           np.hypot(dy, dx) - radius * (1 + 0.2 * np.sin(lobes * np.arctan2(dy, dx) + phase)), 1.5),
                       chromatin)
                 for _ in range(rng.integers(1, 4)):

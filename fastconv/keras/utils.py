@@ -213,9 +213,11 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
         for k, i in enumerate(members):
             offset = (k - (len(members) - 1) / 2)
             if rankdir == "TB":
-                centers[i] = (fig_w / 2 + offset * (box_w + gap_across), fig_h - gap_along - box_h / 2 - d * (box_h + gap_along))
+                centers[i] = (fig_w / 2 + offset * (box_w + gap_across),
+                              fig_h - gap_along - box_h / 2 - d * (box_h + gap_along))
             else:
-                centers[i] = (gap_along + box_w / 2 + d * (box_w + gap_along), fig_h / 2 - offset * (box_h + gap_across))
+                centers[i] = (gap_along + box_w / 2 + d * (box_w + gap_along),
+                              fig_h / 2 - offset * (box_h + gap_across))
     fig = Figure(figsize=(fig_w, fig_h))
     ax = fig.add_axes([0, 0, 1, 1])
     ax.set_xlim(0, fig_w)
@@ -223,7 +225,8 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
     ax.axis("off")
     for i, node in enumerate(nodes):
         x, y = centers[i]
-        ax.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h, boxstyle="round,pad=0.02,rounding_size=0.08",
+        ax.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h,
+                                    boxstyle="round,pad=0.02,rounding_size=0.08",
                                     facecolor="#eef3fb", edgecolor="#3a5a8c", linewidth=1))
         ax.text(x, y, labels[i], ha="center", va="center", family="monospace", fontsize=9)
         for parent in node.parent_nodes:
@@ -270,8 +273,8 @@ def _node_label(node, show_shapes, show_dtype, show_layer_names, show_activation
     return "\n".join(lines)
 
 
-from fastconv.keras.file_utils import get_file  # noqa: E402  (file_utils imports Progbar from here)
-from fastconv.keras.image_dataset import image_dataset_from_directory  # noqa: E402
+from fastconv.keras.file_utils import get_file  # noqa: E402,F401  (file_utils imports Progbar from here)
+from fastconv.keras.image_dataset import image_dataset_from_directory  # noqa: E402,F401
 # keras.utils.load_img, img_to_array and array_to_img (Keras 3's names for the image helpers of
 # keras.preprocessing.image), as the Keras example "Image classification from scratch" calls them.
 from fastconv.preprocessing.image import array_to_img, img_to_array, load_img  # noqa: E402,F401

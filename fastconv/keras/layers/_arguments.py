@@ -13,7 +13,8 @@ def standardize_tuple(value, n, name, owner):
             items = None
         if items is None or len(items) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                                                         for v in items):
-            raise ValueError(f"{owner}: the `{name}` argument must be a tuple of {n} integers. Received: {name}={value!r}")
+            raise ValueError(f"{owner}: the `{name}` argument must be a tuple of {n} integers. "
+                             f"Received: {name}={value!r}")
         items = tuple(int(v) for v in items)
     if any(v < 1 for v in items):
         raise ValueError(f"{owner}: the `{name}` argument must be a tuple of {n} positive integers. "

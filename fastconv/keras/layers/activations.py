@@ -168,7 +168,8 @@ class PReLU(Layer):
                              f"input shape {tuple(input_shape)} with shared_axes={self.shared_axes}")
         self.alpha = self.add_weight(tuple(shape), self.alpha_initializer, "alpha", regularizer=self.alpha_regularizer,
                                      constraint=self.alpha_constraint)
-        self.input_spec = InputSpec(ndim=rank, axes={i: d for i, d in enumerate(input_shape) if i >= 1 and i not in shared})
+        fixed_axes = {i: d for i, d in enumerate(input_shape) if i >= 1 and i not in shared}
+        self.input_spec = InputSpec(ndim=rank, axes=fixed_axes)
         self._shared = tuple(sorted(shared))
         self.built = True
 

@@ -51,7 +51,8 @@ class BaseConv(WithActivation, Layer):
         if rank != 2:
             raise ValueError(f"{owner}: fastconv implements 2-D convolutions only (rank=2). Received: rank={rank}")
         if groups != 1:
-            raise ValueError(f"{owner}: grouped convolutions are not implemented; groups must be 1. Received: groups={groups}")
+            raise ValueError(f"{owner}: grouped convolutions are not implemented; groups must be 1. "
+                             f"Received: groups={groups}")
         if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"{owner}: filters must be a positive integer. Received: filters={filters!r}")
         self._set_activity_regularizer(activity_regularizer)

@@ -104,7 +104,8 @@ class Dense(WithActivation, Layer):
     def build(self, input_shape):
         in_features = input_shape[-1]
         if in_features is None:
-            raise ValueError(f'Dense "{self.name}": the last axis of the input must be known; received shape {input_shape}')
+            raise ValueError(f'Dense "{self.name}": the last axis of the input must be known; '
+                             f"received shape {input_shape}")
         self.kernel = self.add_weight((in_features, self.units), self.kernel_initializer, "kernel",
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         self.bias = self.add_weight((self.units,), self.bias_initializer, "bias", regularizer=self.bias_regularizer,

@@ -280,7 +280,8 @@ class GroupNormalization(Layer):
         super().__init__(**kwargs)
         if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or (groups <= 0 and groups != -1):
             raise ValueError(f'GroupNormalization "{self.name}": received an invalid value for argument `groups`, '
-                             f"expected a positive integer (or `-1` for instance normalization). Received: groups={groups!r}")
+                             "expected a positive integer (or `-1` for instance normalization). "
+                             f"Received: groups={groups!r}")
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f'GroupNormalization "{self.name}": axis must be an int. Received: axis={axis!r}')
         self.beta_regularizer = regularizers.get(beta_regularizer)

@@ -35,7 +35,8 @@ class BasePooling(Layer):
         super().__init__(**kwargs)
         owner = f'{type(self).__name__} "{self.name}"'
         if pool_dimensions != 2:
-            raise ValueError(f"{owner}: fastconv implements 2-D pooling only. Received: pool_dimensions={pool_dimensions}")
+            raise ValueError(f"{owner}: fastconv implements 2-D pooling only. "
+                             f"Received: pool_dimensions={pool_dimensions}")
         self.pool_size = standardize_tuple(pool_size, 2, "pool_size", owner)
         self.strides = self.pool_size if strides is None else standardize_tuple(strides, 2, "strides", owner)
         self.padding = standardize_padding(padding, owner)
@@ -75,7 +76,8 @@ class BasePooling(Layer):
         if self.pool_mode == "avg":
             dx = fastconv.avg_pool2d_grad(cache, grad, data_format=tf_data_format(self.data_format), **self._pool_args)
             return dx, {}
-        dx = fastconv.max_pool2d_grad_with_argmax(cache.nhwc_shape, self._to_nhwc(grad), cache.argmax, **self._pool_args)
+        dx = fastconv.max_pool2d_grad_with_argmax(cache.nhwc_shape, self._to_nhwc(grad), cache.argmax,
+                                                  **self._pool_args)
         return self._from_nhwc(dx), {}
 
     def get_config(self):
