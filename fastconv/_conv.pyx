@@ -601,13 +601,13 @@ cdef inline void pack_patch_rows(const Patches *g, const floating *src, ptrdiff_
     cdef ptrdiff_t H = g.H, W = g.W, C = g.C, OH = g.OH, OW = g.OW, KH = g.KH, KW = g.KW
     cdef ptrdiff_t sh = g.sh, sw = g.sw, dh = g.dh, dw = g.dw, pt = g.pt, pl = g.pl
     cdef ptrdiff_t row_len = KW * C
-    cdef ptrdiff_t pixel, kh, kw, ih, iw, iw0, c
+    cdef ptrdiff_t _pixel, kh, kw, ih, iw, iw0, c
     cdef ptrdiff_t n = p0 // (OH * OW)
     cdef ptrdiff_t oh = (p0 - n * OH * OW) // OW
     cdef ptrdiff_t ow = p0 - (n * OH + oh) * OW
     cdef floating *seg = buf
     cdef const floating *srow
-    for pixel in range(count):
+    for _pixel in range(count):
         # seg walks the patch row of pixel (n, oh, ow): KH runs of KW * C values.
         iw0 = ow * sw - pl
         for kh in range(KH):

@@ -30,7 +30,6 @@ the same operations in the same order, so the result equals TensorFlow's bit for
 """
 import zlib
 
-cimport cython
 from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport abs as c_abs
 

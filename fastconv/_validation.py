@@ -162,7 +162,8 @@ def normalize_padding(padding, fn, data_format, allow_explicit=True):
         pairs = [[_as_int(v) for v in pair] for pair in padding]
     except TypeError:
         raise TypeError(
-            f"{fn}: padding must be 'SAME', 'VALID' or a list of [before, after] int pairs. Received: padding={padding!r}"
+            f"{fn}: padding must be 'SAME', 'VALID' or a list of [before, after] int pairs. "
+            f"Received: padding={padding!r}"
         ) from None
     if any(len(p) != 2 for p in pairs) or len(pairs) not in (2, 4):
         raise ValueError(

@@ -153,14 +153,16 @@ class ConvGeometry:
                 f"(input shape {tuple(input_shape)} in {fmt}, filters shape {tuple(filter_shape)})"
             )
         if kh < 1 or kw < 1:
-            raise ValueError(f"{fn}: filter height and width must be positive; received filters shape {tuple(filter_shape)}")
+            raise ValueError(f"{fn}: filter height and width must be positive; received filters shape "
+                             f"{tuple(filter_shape)}")
         self.input_nhwc = (n, h, w, c)
         self.filter_shape = (kh, kw, cin, cout)
         oh, pt, pb = window_geometry(h, kh, self.strides[0], self.dilations[0], self.padding, 0)
         ow, pl, pr = window_geometry(w, kw, self.strides[1], self.dilations[1], self.padding, 1)
         if oh < 1 or ow < 1:
             raise ValueError(
-                f"{fn}: the filter (effective size {(kh - 1) * self.dilations[0] + 1}x{(kw - 1) * self.dilations[1] + 1} "
+                f"{fn}: the filter (effective size "
+                f"{(kh - 1) * self.dilations[0] + 1}x{(kw - 1) * self.dilations[1] + 1} "
                 f"with dilations {self.dilations}) does not fit the padded input "
                 f"(input shape {tuple(input_shape)} in {fmt}, padding {padding!r})"
             )
