@@ -138,26 +138,3 @@ def test_geron_transfer_learning_builds_on_base_model_input_and_output(tf):
         return model.count_params(), base_model.input.shape, base_model.output.shape
 
     assert head_on(keras) == head_on(tf.keras)
-
-
-def test_validation_steps_zero_runs_the_whole_validation_set_as_keras(tf):
-    # Géron ch. 14: validation_steps=int(0.15 * dataset_size / batch_size), 0 on a small data set;
-    # Keras takes `steps or the number of batches`.
-    import numpy as np
-
-    from fastconv import keras
-
-    rng = np.random.RandomState(0)
-    x, y = rng.rand(12, 6, 6, 1).astype("float32"), rng.randint(0, 2, 12)
-
-    def compiled_model(k):
-        model = k.Sequential([k.Input(shape=(6, 6, 1)), k.layers.Conv2D(2, 3), k.layers.Flatten(), k.layers.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
-        return model
-
-    ours, theirs = compiled_model(keras), compiled_model(tf.keras)
-    ours.set_weights(theirs.get_weights())
-    val = (x[8:], y[8:])
-    h_ours = ours.fit(x[:8], y[:8], epochs=1, validation_data=val, validation_steps=0, shuffle=False, verbose=0)
-    h_theirs = theirs.fit(x[:8], y[:8], epochs=1, validation_data=val, validation_steps=0, shuffle=False, verbose=0)
-    np.testing.assert_allclose(h_ours.history["val_loss"], h_theirs.history["val_loss"], rtol=1e-4)

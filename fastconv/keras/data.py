@@ -341,15 +341,9 @@ class EpochIterator:
     shows (None: unknown)."""
 
     def __init__(self, source, steps, fn, steps_name="steps_per_epoch"):
-        endless = getattr(source, "endless", False)
-        if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0
-                                  or (steps == 0 and endless)):
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1):
             raise ValueError(f"{fn}: {steps_name} must be a positive integer or None. Received: {steps_name}={steps!r}")
-        if steps == 0:
-            # Keras takes `steps or the source's length`: 0 runs the whole finite source, as None
-            # (Géron's validation_steps=int(0.15 * dataset_size / batch_size) on a small set).
-            steps = None
-        if steps is None and endless:
+        if steps is None and getattr(source, "endless", False):
             raise ValueError(f"{fn}: the {source.kind} is infinite (e.g. built with .repeat()): pass {steps_name}=... "
                              "to say how many batches make an epoch")
         self.source, self.steps, self.fn = source, None if steps is None else int(steps), fn
