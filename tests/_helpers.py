@@ -1,4 +1,9 @@
 """Helpers shared by the tests (importable because pyproject.toml puts tests/ on the path)."""
+import os
+import subprocess
+import sys
+import tempfile
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -20,6 +25,27 @@ def tf_padding(padding, data_format="NHWC"):
     (top, bottom), (left, right) = padding
     pairs = [[top, bottom], [left, right]]
     return [[0, 0], *pairs, [0, 0]] if data_format == "NHWC" else [[0, 0], [0, 0], *pairs]
+
+
+def child_env(**extra):
+    """The environment for a child interpreter that imports the very fastconv this process imported
+    (the installed package, or the sanitizer's in-place build), with ``extra`` variables set."""
+    import fastconv
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_python(code, *args, cwd=None, env=None, **kwargs):
+    """Run ``python -c code *args`` in a fresh interpreter. ``python -c`` puts its working directory
+    first on the path, so it runs from a temporary folder (or ``cwd``), never from a source checkout
+    whose uncompiled ``fastconv/`` would shadow the package under test."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    with tempfile.TemporaryDirectory() as neutral:
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd or neutral,
+                              env=env or child_env(), **kwargs)
 
 
 @st.composite

@@ -39,7 +39,6 @@ from collections import Counter
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 FLOATS = (np.float32, np.float64)
 # dtypes the public functions compute in (float16 computes in float32; bool and ints in float64).
@@ -684,7 +683,7 @@ def run(seed, start, calls, timeout=60.0, env=None, verbose=False):
         err_file = tempfile.TemporaryFile(mode="w+")   # a file, not a pipe: a full pipe would block the child
         proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", "--seed", str(seed),
                                  "--start", str(i), "--calls", str(stop - i)],
-                                stdout=subprocess.PIPE, stderr=err_file, text=True, env=env, cwd=ROOT)
+                                stdout=subprocess.PIPE, stderr=err_file, text=True, env=env, cwd=HERE)
         current = None      # the call the child has started and not yet answered
         while True:
             ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -732,12 +731,12 @@ def main(argv=None):
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        sys.path.insert(0, ROOT)
         child(args.seed, args.start, args.start + args.calls)
         return 0
     t0 = time.time()
-    env = dict(os.environ)
-    env.setdefault("PYTHONPATH", ROOT)
+    # the children import the fastconv this process imports (the installed one, or a build's)
+    import fastconv
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__))))
     records = run(args.seed, args.start, args.calls, args.timeout, env, args.verbose)
     by_outcome, by_fn = summary(records)
     print(f"{len(records)} calls in {time.time() - t0:.0f} s (seed {args.seed}): "

@@ -13,6 +13,7 @@ import pytest
 import fastconv as fc
 from fastconv import reference as ref
 from fastconv.conv import ConvGeometry, select_algorithm
+from _helpers import child_env
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzz_api  # noqa: E402
@@ -21,7 +22,7 @@ import fuzz_api  # noqa: E402
 def test_quick_fuzz_batch_has_no_crash_hang_or_wrong_result():
     """300 seeded calls of every public function in child processes that report signals."""
     records = fuzz_api.run(seed=20261201, start=0, calls=300, timeout=60.0,
-                           env=dict(os.environ, PYTHONPATH=fuzz_api.ROOT))
+                           env=child_env())
     assert len(records) == 300
     by_outcome, by_fn = fuzz_api.summary(records)
     failures = [f"[{r['i']}] {r['outcome']}: {r['desc']} -> {r['detail'][:300]}" for r in records

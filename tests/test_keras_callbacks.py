@@ -5,7 +5,6 @@ at a random moment to the very same weights as an uninterrupted run."""
 import importlib.util
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -14,10 +13,10 @@ import warnings
 import numpy as np
 import pytest
 
-import fastconv
 from fastconv import keras as fk
 from fastconv.keras import callbacks as C
 from fastconv.keras import optimizers
+from _helpers import child_env, run_python
 
 
 class _FakeModel:
@@ -326,9 +325,8 @@ _TRAINING = textwrap.dedent("""
 
 def _child(tmp_path, backup_dir, out, epochs, kill_after=-1.0):
     """Run the training in a child process; (return code, epochs it ran, seconds of fit)."""
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastconv.__file__)), OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-c", _TRAINING, str(backup_dir), str(out), str(epochs), str(kill_after)],
-                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    run = run_python(_TRAINING, backup_dir, out, epochs, kill_after, env=child_env(OMP_NUM_THREADS="1"),
+                     cwd=tmp_path)
     lines = run.stdout.split("\n")
     epochs_run = [int(line) for line in lines if line.isdigit()]
     seconds = [float(line.split()[1]) for line in lines if line.startswith("seconds")]

@@ -2,7 +2,6 @@
 checks everything before it changes anything, bounds sizes before reading or allocating, runs
 no code, and reports every broken file as a ValueError naming the file and the entry."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 import fastconv.keras as fk
+from _helpers import child_env
 from fastconv.keras import layers as L
 
 
@@ -74,12 +74,12 @@ _SAVER = textwrap.dedent("""
 
 def test_save_killed_at_random_moments_leaves_a_loadable_file(tmp_path):
     model_path, weights_path = tmp_path / "m.keras", tmp_path / "w.weights.h5"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     rng = np.random.default_rng(0)
     reader = fk.Sequential([fk.Input((512,)), L.Dense(1024), L.Dense(512)])
     for _ in range(2):
+        # from tmp_path: ``python -c`` puts its working directory first on the path
         child = subprocess.Popen([sys.executable, "-c", _SAVER, str(model_path), str(weights_path)],
-                                 stdout=subprocess.PIPE, env=env)
+                                 stdout=subprocess.PIPE, env=child_env(), cwd=tmp_path)
         try:
             assert child.stdout.readline().strip()   # one complete save of each file
             time.sleep(rng.uniform(0.0, 0.3))

@@ -5,6 +5,8 @@ and NumPy's buffers) and tracemalloc (Python objects kept alive).
 The counts are kept small here (each kernel 200 times, 200 predict and 200 fit calls); the long form,
 10,000 calls of each kernel, runs with FASTCONV_LONG_MEMORY=1 (or ``python tests/test_memory.py``).
 """
+import ctypes
+import ctypes.util
 import gc
 import os
 import sys
@@ -58,7 +60,18 @@ def _raise_value_error():
         fc.max_pool2d_grad_with_argmax(X.shape, DY[:, :8, :8], np.full((2, 8, 8, 16), 10**6), 2, 2, "SAME")
 
 
+def _trim_heap():
+    """Give the allocator's free pages back to the system (glibc's malloc_trim), so that memory the
+    earlier tests freed, still resident, cannot absorb a leak unseen: a new allocation then faults in
+    pages that RSS counts."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 def _rss_mb():
+    _trim_heap()
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
