@@ -73,9 +73,11 @@ def test_transfer_learning_on_malaria_cells(tmp_path, monkeypatch):
     for key in ("frozen_accuracy", "fine_tuned_accuracy", "cnn_accuracy"):
         assert 0.0 <= result[key] <= 1.0
     base = result["base"]
-    unfrozen = base.layers[-13:]
-    assert not any(layer.trainable for layer in base.layers[:-12]) and all(layer.trainable for layer in unfrozen[1:])
-    expected = sum(int(np.prod(w.shape)) for layer in base.layers[-12:] for w in layer.trainable_weights) + 2049
+    first = [layer.name for layer in base.layers].index("conv5_block3_1_conv")   # the last bottleneck block
+    assert result["unfrozen_layers"] == len(base.layers) - first == 11            # its 10 layers and avg_pool
+    assert not any(layer.trainable for layer in base.layers[:first])
+    assert all(layer.trainable for layer in base.layers[first:])
+    expected = sum(int(np.prod(w.shape)) for layer in base.layers[first:] for w in layer.trainable_weights) + 2049
     assert result["trainable"] == expected
     assert result["trainable"] + result["non_trainable"] == base.count_params() + 2049
     assert f"Trainable params: {expected:,}" in result["summary"]
