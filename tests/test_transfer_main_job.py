@@ -191,3 +191,27 @@ def test_main_job_refuses_bad_arguments(args, message, capsys):
 def test_missing_weights_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no file at"):
         transfer.resolve_weights(transfer.BASES["resnet50"], str(tmp_path / "absent.h5"), SIDE)
+
+
+def test_preprocessing_is_keras(keras):
+    """Each base's cells as Keras's own preprocess_input gives them (pixels 0..255)."""
+    cells = np.random.default_rng(0).random((4, SIDE, SIDE, 3), dtype=np.float32)
+    for spec in transfer.BASES.values():
+        theirs = getattr(keras.applications, spec.module.__name__.rsplit(".", 1)[-1]).preprocess_input
+        np.testing.assert_allclose(transfer.preprocess(spec, cells), np.asarray(theirs(cells * 255.0)),
+                                   rtol=1e-6, atol=1e-4, err_msg=spec.name)
+
+
+def test_efficientnetb0_base_from_a_file_keras_saved(keras, tmp_path, capsys, monkeypatch):
+    """A weights file saved by Keras: the run's features are Keras's base's on the same cells."""
+    monkeypatch.delenv("FASTCONV_MALARIA_DIR", raising=False)
+    theirs = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(SIDE, SIDE, 3),
+                                               pooling="avg")
+    path = str(tmp_path / "efficientnetb0_notop.weights.h5")
+    theirs.save_weights(path)
+    result, out = _run(capsys, "--base", "efficientnetb0", "--base-weights", path, "--fine-tune-epochs", "0",
+                       "--no-figures")
+    run = result["transfer"]
+    assert f"efficientnetb0 base with weights from {path}" in out
+    np.testing.assert_allclose(run.features, theirs.predict(run.x, batch_size=100, verbose=0), rtol=1e-4, atol=1e-4)
+    assert _printed_accuracy(out)[0] == pytest.approx(result["accuracy"], abs=5e-5)
