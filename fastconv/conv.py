@@ -64,6 +64,11 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
       enough 2x2 output tiles: at least 256, and at least one per 512 filter pairs (in x out),
       since every block of tiles streams all 16 transformed filter matrices (with 512 channels
       and 512 tiles it only breaks even);
+    - forward of a 1x1 convolution at stride 1 without padding: im2col, which reads the input in
+      place as its own patch matrix (a GEMM of the batch's pixels by the filters, in blocks of 48
+      pixels: full tiles where the direct kernel's rows of 7 or 14 pixels end in partial ones;
+      1.18x faster than direct over the nine 1x1 layers of ResNet50 at batch 32, measured with
+      2 threads on a loaded machine);
     - strided convolutions of many channels (>= 32 in): im2col, which streams packed patches
       through the micro-kernel in one long reduction instead of one short, gapped one per tap;
     - everything else: direct, which reads the input in place and needs no workspace (also for
@@ -109,7 +114,9 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
         channels_in, channels_out = (cin, cout) if pass_ == "forward" else (cout, cin)
         n, oh, ow, _ = geometry.output_nhwc if pass_ == "forward" else geometry.input_nhwc
         tiles = n * -(-oh // 2) * -(-ow // 2)
-        if (winograd_applies((kh, kw), strides, dilations) and channels_in >= 16 and channels_out >= 16
+        if pass_ == "forward" and (kh, kw) == (1, 1) and strides == (1, 1) and not any(geometry.pads):
+            algorithm = "im2col"
+        elif (winograd_applies((kh, kw), strides, dilations) and channels_in >= 16 and channels_out >= 16
                 and tiles >= 256 and tiles * 512 >= channels_in * channels_out):
             algorithm = "winograd"
         elif max(strides) > 1 and channels_in >= 32:
@@ -228,10 +235,11 @@ class ConvPlan:
             _conv.pack_panels(self.kernel, w.reshape(1, kh * kw * cin, cout).transpose(0, 2, 1), packed)  # W^T
         return packed
 
-    def run(self, src, packed, dst, bias=None, relu=False):
+    def run(self, src, packed, dst, bias=None, relu=False, accumulate=False):
         """Forward or input gradient: ``src`` (x, or dY) -> ``dst`` (y, or dX), C-contiguous NHWC
         arrays of the plan's dtype, with ``packed`` from :meth:`pack` (and, forward only, one
-        bias value per output channel and ReLU in the same pass).
+        bias value per output channel and ReLU in the same pass).  ``accumulate`` (forward, not
+        Winograd): ``dst`` holds an addend, a residual, and becomes ``relu(dst + conv + bias)``.
 
         Returns False when the Winograd kernel met an infinity or NaN in ``src`` and wrote
         nothing reliable: then run ``self.fallback`` (see :func:`convolve`).
@@ -243,7 +251,7 @@ class ConvPlan:
                 raise ValueError(f"ConvPlan.run: bias must have shape ({cout},); received shape {np.shape(bias)}")
             padded_bias = np.zeros(self.kernel.bias_size, dtype=self.dtype)
             padded_bias[:cout] = bias
-        return _conv.convolve(self.kernel, src, packed, dst, padded_bias, relu)
+        return _conv.convolve(self.kernel, src, packed, dst, padded_bias, relu, accumulate)
 
     def filter_gradient(self, x, dy):
         """dW ``[kh, kw, in_channels, out_channels]`` from x and dY (C-contiguous NHWC arrays)."""

@@ -61,10 +61,13 @@ def test_every_chain_is_merged():
     model = residual_model()
     steps = _fold(model._graph_for((1, 12, 12, 3)))
     names = [type(s).__name__ for s in steps]
-    # c1+bn1+relu, c2+bn2, c3+bn3, add+relu, depthwise+bn+relu6, pool, bn, conv(relu), gap, dense
-    assert names == ["_ConvStep", "_ConvStep", "_ConvStep", "_AddStep", "_DepthwiseStep", "_LayerStep",
+    # c1+bn1+relu, c3+bn3, then at the Add c2+bn2+add(c3's output)+relu, depthwise+bn+relu6, pool, bn,
+    # conv(relu), gap, dense
+    assert names == ["_ConvStep", "_ConvStep", "_ConvStep", "_DepthwiseStep", "_LayerStep",
                      "_AffineStep", "_ConvStep", "_LayerStep", "_LayerStep"]
-    assert [getattr(s, "activation", None) for s in steps[:5]] == ["relu", None, None, "relu", "relu6"]
+    assert [getattr(s, "activation", None) for s in steps[:4]] == ["relu", None, "relu", "relu6"]
+    assert [s.layer.name for s in steps[:3]] == ["c1", "c3", "c2"]
+    assert steps[2].inputs == [steps[0].outputs[0], steps[1].outputs[0]]  # c2 reads y; the residual is c3's
 
 
 def test_shared_output_is_not_folded():

@@ -72,7 +72,9 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
         }
     }
 
-    /* Epilogue: optional accumulate into C, bias, ReLU; partial vectors stored lane by lane. */
+    /* Epilogue: optional accumulate into C, then the bias, then ReLU; partial vectors stored lane by
+       lane.  The bias comes after C so that a reduction split into blocks that accumulate (the
+       last one with the bias) ends as (sum of the blocks) + bias, bit for bit bias_add's result. */
 #pragma GCC unroll 24
     for (int r = 0; r < rows; r++) {
         if (r >= m)
@@ -81,12 +83,12 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
 #pragma GCC unroll 4
         for (int v = 0; v < FC_NV; v++) {
             vec val = acc[r][v];
-            if (bias)
-                val += *(const vec *)(bias + v * FC_VL);
             const int lanes = nc - v * FC_VL;
             if (lanes >= FC_VL) {
                 if (beta)
                     val += *(const vec *)(cr + v * FC_VL);
+                if (bias)
+                    val += *(const vec *)(bias + v * FC_VL);
                 if (relu) {   /* max(x, 0) that keeps NaN, as tf.nn.relu does */
                     const mask keep = (val > zero) | (val != val);
                     val = (vec)((mask)val & keep);
@@ -97,6 +99,8 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
                     FC_T s = val[l];
                     if (beta)
                         s += cr[v * FC_VL + l];
+                    if (bias)
+                        s += bias[v * FC_VL + l];
                     if (relu)
                         s = s > 0 ? s : (s != s ? s : 0);
                     cr[v * FC_VL + l] = s;

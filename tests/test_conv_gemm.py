@@ -1,0 +1,103 @@
+"""1x1 convolutions as a GEMM read in place (im2col without the copy), the reduction split into
+blocks that accumulate, and the forward's accumulating epilogue relu(dst + conv + bias)."""
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import reference as ref
+from fastconv.conv import ConvGeometry, ConvPlan, select_algorithm
+from _helpers import assert_close
+
+
+def plan_for(x_shape, w_shape, dtype=np.float32, algorithm="auto", strides=1, padding="SAME", n_threads=None):
+    geo = ConvGeometry("test", x_shape, w_shape, strides, padding, "NHWC", None)
+    return ConvPlan(geo, "forward", dtype, algorithm, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("padding, strides, expected", [
+    ("SAME", 1, "im2col"),                # the input is its own patch matrix
+    ("VALID", 1, "im2col"),
+    ([[0, 0], [1, 0], [0, 0], [0, 0]], 1, "direct"),   # padded: rows of zeros are not in the input
+])
+def test_auto_picks_im2col_for_unpadded_1x1_stride_1(padding, strides, expected):
+    geo = ConvGeometry("test", (2, 7, 7, 64), (1, 1, 64, 32), strides, padding, "NHWC", None)
+    assert select_algorithm("forward", geo) == (expected, None)
+    # the gradients keep their own rules
+    assert select_algorithm("input_gradient", geo)[0] == "direct"
+
+
+def test_in_place_patches_need_no_workspace():
+    in_place = plan_for((2, 7, 7, 64), (1, 1, 64, 32)).kernel
+    copied = plan_for((2, 7, 7, 64), (1, 1, 64, 32), strides=2).kernel  # im2col gathers every other pixel
+    assert in_place.algorithm == copied.algorithm == "im2col"
+    assert in_place.workspace_bytes == 64 < copied.workspace_bytes   # one cache line: nothing is copied
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, hw, cin, cout", [
+    (1, 1, 1, 1),
+    (3, 7, 5, 19),        # 147 pixels: three blocks of 48 and a short one; a partial panel
+    (2, 5, 700, 33),      # a reduction of 700: blocks of 256 (float32) or 256 (float64, panels of 8) steps
+    (1, 3, 300, 8),       # 300 steps: under 1.5 blocks, one pass (the narrow micro-kernel)
+])
+def test_1x1_matches_reference_with_bias_and_relu(dtype, n, hw, cin, cout):
+    rng = np.random.default_rng(cin)
+    x = rng.standard_normal((n, hw, hw, cin)).astype(dtype)
+    w = rng.standard_normal((1, 1, cin, cout)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    expected = ref.conv2d(x.astype(np.float64), w.astype(np.float64), (1, 1), "SAME")
+    y = fc.conv2d(x, w, 1, "SAME")
+    assert_close(y, expected, dtype, magnitude=np.sqrt(cin))
+    direct = fc.conv2d(x, w, 1, "SAME", algorithm="direct")
+    assert_close(y, direct, dtype, magnitude=np.sqrt(cin))
+    # the bias after the accumulated blocks: bit for bit bias_add of the result, then ReLU
+    fused = fc.conv2d(x, w, 1, "SAME", bias=b, activation="relu")
+    np.testing.assert_array_equal(fused, np.maximum(y + b, 0))
+
+
+def test_1x1_is_bitwise_identical_for_any_thread_count():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 11, 13, 600)).astype(np.float32)
+    w = rng.standard_normal((1, 1, 600, 40)).astype(np.float32)
+    results = [fc.conv2d(x, w, 1, "VALID")]
+    try:
+        for n in (1, 3):
+            fc.set_num_threads(n)
+            results.append(fc.conv2d(x, w, 1, "VALID"))
+    finally:
+        fc.set_num_threads(None)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("algorithm, kernel, strides", [
+    ("im2col", 1, 1),     # in place
+    ("im2col", 1, 2),     # gathered patches
+    ("im2col", 3, 1),
+    ("direct", 3, 1),     # interior tiles and border pixels
+    ("direct", 1, 1),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accumulate_adds_the_residual_before_the_bias_and_relu(algorithm, kernel, strides, dtype):
+    rng = np.random.default_rng(kernel * 10 + strides)
+    x = rng.standard_normal((2, 9, 10, 300)).astype(dtype)
+    w = rng.standard_normal((kernel, kernel, 300, 21)).astype(dtype)
+    b = rng.standard_normal(21).astype(dtype)
+    plan = plan_for(x.shape, w.shape, dtype, algorithm, strides)
+    conv = fc.conv2d(x, w, strides, "SAME", algorithm=algorithm)
+    residual = rng.standard_normal(conv.shape).astype(dtype)
+    y = residual.copy()
+    assert plan.run(x, plan.pack(w), y, b, relu=True, accumulate=True)
+    assert_close(y, np.maximum(residual + conv.astype(np.float64) + b, 0), dtype, magnitude=np.sqrt(300 * kernel**2))
+
+
+def test_accumulate_is_refused_where_it_does_not_apply():
+    x = np.zeros((1, 16, 16, 16), np.float32)
+    w = np.zeros((3, 3, 16, 16), np.float32)
+    plan = plan_for(x.shape, w.shape, algorithm="winograd")
+    with pytest.raises(ValueError, match="accumulate applies to the forward pass of direct and im2col"):
+        plan.run(x, plan.pack(w), np.zeros_like(x), accumulate=True)
+    geo = ConvGeometry("test", x.shape, w.shape, 1, "SAME", "NHWC", None)
+    gradient = ConvPlan(geo, "input_gradient", np.float32, "direct")
+    with pytest.raises(ValueError, match="accumulate applies to the forward pass"):
+        gradient.run(x, gradient.pack(w), np.zeros_like(x), accumulate=True)

@@ -1,0 +1,99 @@
+"""fastconv.keras.inference.InferenceModel: the buffers kept between calls and handed from tensor to
+tensor, and the residual Add in the convolution's epilogue, against predict_on_batch."""
+import threading
+
+import numpy as np
+
+from fastconv.keras import Input, Model, layers
+from fastconv.keras.inference import InferenceModel, _fold
+
+
+def relative_error(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+def randomise_batch_norms(model, rng):
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.standard_normal(c).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c).astype(np.float32))
+
+
+def residual_net():
+    """Two ResNet-like blocks: the first block's output is read by the second block's convolution
+    and by its Add (a residual written over once nothing reads it), a Reshape (a view) in between."""
+    x = Input((8, 8, 16))
+    a = layers.Conv2D(16, 1, name="a")(x)
+    b = layers.BatchNormalization(name="bn_b")(layers.Conv2D(16, 1, name="b")(a))
+    s = layers.Activation("relu")(layers.Add(name="add1")([b, a]))
+    r = layers.Reshape((8, 8, 16), name="view")(s)                     # a layer step: its output may be a view
+    c = layers.BatchNormalization(name="bn_c")(layers.Conv2D(16, 3, padding="same", name="c")(r))
+    t = layers.Activation("relu")(layers.Add(name="add2")([s, c]))
+    u = layers.Conv2D(16, 1, name="u")(t)
+    v = layers.Add(name="add3")([u, a])                   # `a` is read long after its first Add
+    return Model(x, [v, layers.Reshape((8 * 8 * 16,), name="flat")(t)])
+
+
+def test_repeated_calls_match_predict_and_own_their_results():
+    rng = np.random.default_rng(0)
+    model = residual_net()
+    randomise_batch_norms(model, rng)
+    frozen = InferenceModel(model)
+    xs = [rng.standard_normal((2, 8, 8, 16)).astype(np.float32) for _ in range(3)]
+    kept = [np.copy(x) for x in xs]
+    results = [frozen(x) for x in xs]
+    for x, x0, (v, t) in zip(xs, kept, results):
+        np.testing.assert_array_equal(x, x0)  # the input is never written (not even as a residual)
+        ev, et = model.predict_on_batch(x)
+        assert relative_error(v, ev) <= 1e-5 and relative_error(t, et) <= 1e-5
+    # results of earlier calls are not buffers that later calls wrote over
+    again = frozen(xs[0])
+    np.testing.assert_array_equal(again[0], results[0][0])
+    np.testing.assert_array_equal(again[1], results[0][1])
+    results[1][0][...] = 0  # writing into a result changes nothing for the next call
+    np.testing.assert_array_equal(frozen(xs[1])[0], frozen(xs[1])[0])
+    assert not np.shares_memory(again[0], frozen(xs[0])[0])
+
+
+def test_the_adds_fold_into_the_convolutions():
+    steps = _fold(residual_net()._graph_for((2, 8, 8, 16)))
+    names = [(type(s).__name__, s.layer.name, len(s.inputs)) for s in steps]
+    # a, b+bn_b+add1(+a)+relu, the reshape, c+bn_c+add2(+s)+relu, u+add3(+a), the output reshape
+    assert names == [("_ConvStep", "a", 1), ("_ConvStep", "b", 2), ("_LayerStep", "view", 1),
+                     ("_ConvStep", "c", 2), ("_ConvStep", "u", 2), ("_LayerStep", "flat", 1)]
+
+
+def test_winograd_layers_add_their_residual_after_the_kernel():
+    """A 3x3 layer wide enough for Winograd (no accumulating epilogue) adds the residual itself."""
+    rng = np.random.default_rng(1)
+    x = Input((32, 32, 16))
+    y = layers.BatchNormalization()(layers.Conv2D(16, 3, padding="same")(x))
+    model = Model(x, layers.ReLU()(layers.Add()([y, x])))
+    randomise_batch_norms(model, rng)
+    frozen = InferenceModel(model)
+    xs = rng.standard_normal((1, 32, 32, 16)).astype(np.float32)
+    step = _fold(model._graph_for(xs.shape))[0]
+    assert len(step.inputs) == 2 and step._plan(xs)[0].algorithm == "winograd"
+    assert relative_error(frozen(xs), model.predict_on_batch(xs)) <= 1e-5
+
+
+def test_threads_have_their_own_buffers():
+    rng = np.random.default_rng(2)
+    model = residual_net()
+    frozen = InferenceModel(model)
+    xs = [rng.standard_normal((2, 8, 8, 16)).astype(np.float32) for _ in range(4)]
+    expected = [model.predict_on_batch(x)[0] for x in xs]
+    errors = []
+
+    def work(i):
+        for _ in range(5):
+            if relative_error(frozen(xs[i])[0], expected[i]) > 1e-5:
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
