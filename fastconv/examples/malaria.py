@@ -224,8 +224,7 @@ def run_transfer(args, x, y, names, train_idx, test_idx, source, started):
                                      log=lambda line: print(line, flush=True))
     print(result.summary, flush=True)
     x_test, y_test = result.x[test_idx], y[test_idx]
-    probabilities = result.model.predict(x_test, batch_size=args.batch_size, verbose=0)
-    y_pred = (probabilities > 0.5).astype(int).reshape(y_test.shape)
+    y_pred = (result.probabilities > 0.5).astype(int).reshape(y_test.shape)
     accuracy = float(np.mean(y_pred == y_test))
     train_seconds = result.extract_seconds + result.head_seconds + result.fine_tune_seconds
     weights = ("ImageNet weights" if result.pretrained else

@@ -176,6 +176,7 @@ class TransferResult:
     summary: str
     fine_tune_history: dict
     fine_tune_seconds: float
+    probabilities: np.ndarray       # the final model's on the test cells (no fine-tuning: the head's)
     accuracy: float                 # the fine-tuned model on the test cells
 
 
@@ -216,7 +217,8 @@ def transfer_learn(base_name, images, labels, fit_idx, test_idx, *, val_idx=None
                             validation_data=head_validation, callbacks=_early_stopping(head_validation, patience),
                             verbose=verbose).history
     head_seconds = time.perf_counter() - t0
-    frozen_accuracy = accuracy(head.predict(features[test_idx], batch_size=batch_size, verbose=0), labels[test_idx])
+    probabilities = head.predict(features[test_idx], batch_size=batch_size, verbose=0)
+    frozen_accuracy = accuracy(probabilities, labels[test_idx])
     log(f"new classifier on the frozen base: {_epochs(head_history)} in {head_seconds:.1f} s; "
         f"test accuracy {frozen_accuracy:.4f}")
 
@@ -238,8 +240,8 @@ def transfer_learn(base_name, images, labels, fit_idx, test_idx, *, val_idx=None
                                       validation_data=validation, callbacks=_early_stopping(validation, patience),
                                       verbose=verbose).history
         fine_tune_seconds = time.perf_counter() - t0
-        fine_tuned_accuracy = accuracy(model.predict(x[test_idx], batch_size=batch_size, verbose=0),
-                                       labels[test_idx])
+        probabilities = model.predict(x[test_idx], batch_size=batch_size, verbose=0)
+        fine_tuned_accuracy = accuracy(probabilities, labels[test_idx])
         log(f"fine-tuned from {spec.first_unfrozen} ({unfrozen_layers} layers unfrozen, {trainable_params:,} of "
             f"{trainable_params + non_trainable_params:,} parameters trainable, learning rate "
             f"{FINE_TUNE_LEARNING_RATE:g}): {_epochs(fine_tune_history)} in {fine_tune_seconds:.1f} s; "
@@ -247,4 +249,4 @@ def transfer_learn(base_name, images, labels, fit_idx, test_idx, *, val_idx=None
     return TransferResult(spec, weights, weights_source, pretrained, base, head, model, x, features,
                           extract_seconds, head_history, head_seconds, frozen_accuracy, unfrozen_layers,
                           trainable_params, non_trainable_params, "\n".join(lines), fine_tune_history,
-                          fine_tune_seconds, fine_tuned_accuracy)
+                          fine_tune_seconds, probabilities, fine_tuned_accuracy)
