@@ -3,6 +3,7 @@
     python benchmarks/bench_networks.py                # ResNet50, MobileNetV2 at 224x224 (about 15 minutes)
     python benchmarks/bench_networks.py --quick        # 32x32 inputs, batch 1 and 2, 1 round: a smoke run (CI)
     python benchmarks/bench_networks.py --rounds 5 --json results/networks.json
+    python benchmarks/bench_networks.py --profile --networks ResNet50 --batches 32   # time per layer kind
 
 The Keras model (``keras.applications``, random weights, seed 0) is saved as a ``.keras`` file
 and loaded by ``fastconv.keras.models.load_model``: both run the same architecture and weights.
@@ -22,6 +23,11 @@ its graph then):
   batch 16, categorical cross-entropy.
 
 The malaria CNN's epoch is bench_training.py's.
+
+``--profile`` times fastconv's frozen model step by step instead (no peers): per kind of step
+(convolutions by size, stride, algorithm and what is fused into them; the other layers by class)
+the count, the median over the rounds of the kind's total seconds, its share, and GFLOP/s against
+the float32 GEMM ceiling measured in the same run.
 """
 import argparse
 import json
@@ -63,6 +69,53 @@ def openvino_model(keras_model, batch, size):
     compiled = ov.Core().compile_model(converted, "CPU")
     request = compiled.create_infer_request()
     return lambda x: request.infer([x])[compiled.output(0)]
+
+
+def step_kind(step, x_shape):
+    """(label, FLOPs) of one step of a frozen model that ran on inputs of ``x_shape``."""
+    from fastconv.keras import inference
+    if isinstance(step, inference._ConvStep):
+        plan = next(p for (shape, _), (p, *_) in step.plans.items() if shape[0] == x_shape[0])
+        kh, kw, cin, cout = plan.geometry.filter_shape
+        n, oh, ow, _ = plan.geometry.output_nhwc
+        label = f"conv {kh}x{kw} stride {plan.geometry.strides[0]} ({plan.algorithm})"
+        return label + (" + residual add" if len(step.inputs) > 1 else ""), 2 * n * oh * ow * cout * kh * kw * cin
+    if isinstance(step, inference._LayerStep):
+        return type(step.layer).__name__, 0
+    return {"_PadStep": "ZeroPadding2D", "_DepthwiseStep": "DepthwiseConv2D (+ BN, ReLU6)",
+            "_AffineStep": "BatchNormalization (not folded)", "_AddStep": "Add"}[type(step).__name__], 0
+
+
+def profile(keras, name, size, batch, rounds, directory, ceiling):
+    """Markdown table: the frozen model's time per kind of step, GFLOP/s against ``ceiling``."""
+    from fastconv.keras import inference
+    frozen = inference.InferenceModel(fastconv_twin(keras_network(keras, name, size), directory))
+    x = np.random.default_rng(batch).standard_normal((batch, size, size, 3), dtype=np.float32)
+    frozen(x)  # plans and buffers
+    totals = []  # per round: {kind: seconds}
+    counts, flops = {}, {}
+    for _ in range(rounds):
+        timings = []
+        frozen.run(x, timings)
+        round_totals = {}
+        for step, seconds in timings:
+            kind, f = step_kind(step, x.shape)
+            round_totals[kind] = round_totals.get(kind, 0.0) + seconds
+            if len(totals) == 0:
+                counts[kind] = counts.get(kind, 0) + 1
+                flops[kind] = flops.get(kind, 0) + f
+        totals.append(round_totals)
+    median = {k: float(np.median([t[k] for t in totals])) for k in counts}
+    whole = sum(median.values())
+    lines = [f"{name} {size}x{size} batch {batch}, fastconv frozen: {whole:.3f} s a call "
+             f"({batch / whole:.2f} images/s), GEMM ceiling {ceiling:.0f} GFLOP/s",
+             "| step | count | seconds | share | GFLOP | GFLOP/s | of the ceiling |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for k in sorted(median, key=median.get, reverse=True):
+        rate = flops[k] / median[k] / 1e9 if flops[k] else None
+        rates = f"{flops[k] / 1e9:.1f} | {rate:.0f} | {100 * rate / ceiling:.0f}% |" if rate else "- | - | - |"
+        lines.append(f"| {k} | {counts[k]} | {median[k]:.3f} | {100 * median[k] / whole:.1f}% | {rates}")
+    return "\n".join(lines)
 
 
 def relative_difference(a, reference):
@@ -168,7 +221,7 @@ def markdown(results):
     return "\n".join(lines)
 
 
-def run(quick=False, rounds=3, networks=("ResNet50", "MobileNetV2"), training=True):
+def run(quick=False, rounds=3, networks=("ResNet50", "MobileNetV2"), training=True, batches=None, profiling=False):
     import keras
     import tensorflow as tf
 
@@ -179,8 +232,13 @@ def run(quick=False, rounds=3, networks=("ResNet50", "MobileNetV2"), training=Tr
     print(f"fastconv {fastconv.__version__} ({fastconv.get_num_threads()} threads, {fastconv.simd_isa()}), "
           f"TensorFlow {tf.__version__} / Keras {keras.__version__}; float32 GEMM ceiling (NumPy matmul) "
           f"{ceiling:.0f} GFLOP/s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    size, batches = (32, (1, 2)) if quick else (224, (1, 32))
+    size, default_batches = (32, (1, 2)) if quick else (224, (1, 32))
+    batches = batches or default_batches
     predict_rows, training_row = [], None
+    if profiling:
+        with tempfile.TemporaryDirectory() as directory:
+            return {"profiles": [profile(keras, name, size, batch, rounds, directory, ceiling)
+                                 for name in networks for batch in batches]}
     with tempfile.TemporaryDirectory() as directory:
         for name in networks:
             predict_rows += measure_predict(keras, name, size, batches, rounds, directory)
@@ -196,10 +254,15 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--networks", nargs="+", default=["ResNet50", "MobileNetV2"])
     parser.add_argument("--no-training", action="store_true", help="skip the ResNet50 training step")
+    parser.add_argument("--batches", nargs="+", type=int, help="predict batch sizes (default 1 and 32)")
+    parser.add_argument("--profile", action="store_true", help="time fastconv's frozen model per kind of step")
     parser.add_argument("--json", help="also write the measurements to this file")
     args = parser.parse_args(argv)
-    results = run(args.quick, args.rounds, tuple(args.networks), not args.no_training)
+    results = run(args.quick, args.rounds, tuple(args.networks), not args.no_training, args.batches, args.profile)
     print()
+    if args.profile:
+        print("\n\n".join(results["profiles"]))
+        return 0
     print(markdown(results))
     if args.json:
         with open(args.json, "w") as f:

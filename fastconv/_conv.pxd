@@ -33,6 +33,7 @@ cdef struct conv_plan:
     # im2col forward: steps of the reduction per micro-kernel call (a packed panel's slice that
     # stays in the L1 cache); the blocks accumulate into the output
     ptrdiff_t reduction_block
+    ptrdiff_t panel_groups      # im2col forward: each block of rows is this many tasks, one per group of panels
     ptrdiff_t n_tasks           # parallel tasks (their split does not depend on n_threads)
     ptrdiff_t workspace_bytes   # per thread, a multiple of a cache line
     ptrdiff_t slices            # partial sums of the filter gradient

@@ -80,9 +80,17 @@ cdef enum:
     # batch's last a full one (the direct kernel's rows of 7 or 14 pixels end in a partial tile).
     IN_PLACE_BLOCK_ROWS = 48
     # The slice of a packed panel that one micro-kernel call reads: 16 KiB stays in the L1 cache
-    # while the tiles of a block pass over it (1x1 layers of 512-2048 channels: 5-15% faster than
-    # one pass over the whole reduction, whose panel is 32-128 KiB).
+    # while the tiles of a block pass over it (a whole panel of 512-2048 channels is 32-128 KiB).
+    # The nine 1x1 layers of ResNet50 at batch 32 took 0.40 s with it, 0.42 s in one pass over the
+    # reduction (2 threads, a loaded machine: within the noise of a single measurement).
     REDUCTION_BLOCK_BYTES = 16384
+    # Tasks that a call of the im2col forward kernel should have at least (so that a batch of one
+    # small image keeps more than one thread busy); a constant, so results do not depend on the threads.
+    MIN_TASKS = 16
+    # Direct forward: the packed filters a group of tasks reads, about half the L2 cache of a core.
+    # Without the groups every output row streams all the filters: a 3x3 layer of 512 channels on
+    # a 7x7 image (batch 1) reads 9.4 MiB of filters for 7 pixels.
+    DIRECT_PANELS_BYTES = 524288
 
 PASSES = {"forward": PASS_FORWARD, "input_gradient": PASS_INPUT_GRADIENT,
           "filter_gradient": PASS_FILTER_GRADIENT}
@@ -247,7 +255,7 @@ cdef class KernelPlan:
 cdef void derive_sizes(conv_plan *p) noexcept:
     """The micro-kernel, buffer sizes and tasks of a plan whose geometry and algorithm are set."""
     cdef ptrdiff_t reduction = p.taps * p.C     # columns of the forward's patch matrix
-    cdef ptrdiff_t src_channels, dst_channels, tiles, denominator, per_thread, panel_len
+    cdef ptrdiff_t src_channels, dst_channels, tiles, denominator, per_thread, panel_len, per_group
     if p.pass_ == PASS_INPUT_GRADIENT and p.algorithm == ALGORITHM_IM2COL:
         p.n_cols = reduction
     elif p.pass_ == PASS_INPUT_GRADIENT:
@@ -262,6 +270,7 @@ cdef void derive_sizes(conv_plan *p) noexcept:
     p.slices = 0
     p.patches_in_place = False
     p.reduction_block = reduction
+    p.panel_groups = 1
     if p.pass_ == PASS_FILTER_GRADIENT:
         p.packed_size = 0
         p.block_rows = patch_block_rows(reduction, mr, p.itemsize)
@@ -274,6 +283,13 @@ cdef void derive_sizes(conv_plan *p) noexcept:
         # Panels [jb, taps, reduction channels, 0:nr] over the destination channels.
         p.packed_size = p.n_panels * p.taps * (p.C if p.pass_ == PASS_FORWARD else p.K) * nr
         p.n_tasks = p.N * (p.OH if p.pass_ == PASS_FORWARD else p.H)
+        if p.pass_ == PASS_FORWARD and p.n_panels > 1:
+            # Filters larger than DIRECT_PANELS_BYTES: the rows of each group of panels are tasks of
+            # their own, group by group, so that a thread's run of rows reuses its group from L2.
+            panel_len = p.taps * p.C * nr * p.itemsize      # bytes of one packed panel
+            per_group = DIRECT_PANELS_BYTES // panel_len if 0 < panel_len < DIRECT_PANELS_BYTES else 1
+            p.panel_groups = ceil_div(p.n_panels, per_group)
+            p.n_tasks *= p.panel_groups
         # Lists of taps: vertical, horizontal, and their products (offsets into A and B).
         per_thread = (2 * p.KH + 2 * p.KW + 2 * p.taps) * <ptrdiff_t>sizeof(ptrdiff_t)
     elif p.algorithm == ALGORITHM_IM2COL:
@@ -288,6 +304,16 @@ cdef void derive_sizes(conv_plan *p) noexcept:
             p.reduction_block = reduction_block(reduction, nr, p.itemsize)
             p.packed_size = p.n_panels * reduction * nr      # [jb, (kh, kw, c), 0:nr]
             p.n_tasks = ceil_div(p.N * p.OH * p.OW, p.block_rows)
+            # Few blocks of rows read in place (a small batch of small images): each block is split
+            # over groups of panels too, so that there are MIN_TASKS tasks where the panels allow it.
+            # (Not for packed patches: every group would pack its block again; on the quick form of
+            # the suite's strided 3x3 case, 21 tasks instead of 7, the ratio to TensorFlow fell from
+            # 1.4-1.7 to 1.1.)
+            if p.patches_in_place:
+                p.panel_groups = smaller(ceil_div(MIN_TASKS, p.n_tasks), p.n_panels)
+                if p.panel_groups < 1:
+                    p.panel_groups = 1
+                p.n_tasks *= p.panel_groups
         else:
             p.packed_size = p.n_panels * p.K * nr            # [kb over (kh, kw, c), K, 0:nr]
             p.n_tasks = p.N                                  # col2im: one image per task
@@ -361,11 +387,12 @@ cdef ptrdiff_t run_tasks(ptrdiff_t (*task_fn)(const conv_task *, ptrdiff_t, floa
     """Run ``task_fn(task, i, workspace)`` for the plan's tasks i, in parallel, and return the
     sum of their results.
 
-    The tasks are handed out to ``plan.n_threads`` threads in guided chunks (large runs of
-    consecutive tasks first, which keep the neighbouring rows a thread reads in its cache, then
-    smaller ones): on a shared machine a thread that loses its core for a while leaves its last
-    tasks to the others instead of holding up the call, as a static split would (each task
-    computes the same bits whichever thread runs it).  Each thread
+    The tasks are handed out to ``plan.n_threads`` threads one at a time, as each thread becomes
+    free (each task computes the same bits whichever thread runs it): on a shared machine a
+    thread that loses its core for a while leaves its tasks to the others instead of holding up
+    the call, as a static split would, and tasks of uneven sizes (the short last block of rows)
+    do not leave a thread idle.  (Guided chunks, whose first chunk is half the tasks, gave one
+    thread all the work of a batch-1 7x7 layer.)  Each thread
     has its own ``plan.workspace_bytes`` of scratch memory, allocated here for the call.
     """
     cdef const conv_plan *p = task.plan
@@ -376,7 +403,7 @@ cdef ptrdiff_t run_tasks(ptrdiff_t (*task_fn)(const conv_task *, ptrdiff_t, floa
         raise MemoryError(f"fastconv: no memory for {p.n_threads} x {p.workspace_bytes} bytes of convolution "
                           f"workspace")
     try:
-        for i in prange(p.n_tasks, nogil=True, schedule="guided", num_threads=p.n_threads):
+        for i in prange(p.n_tasks, nogil=True, schedule="dynamic", num_threads=p.n_threads):
             total += task_fn(task, i, workspace + omp_get_thread_num() * per_thread)
     finally:
         free(workspace)
@@ -518,8 +545,9 @@ cdef inline int valid_taps(const Axis *ax, ptrdiff_t d, ptrdiff_t *tap, ptrdiff_
     return count
 
 
-cdef ptrdiff_t direct_row(const conv_task *task, ptrdiff_t row, floating *workspace) noexcept nogil:
-    """Destination row ``row`` (image n, row y) of the direct convolution.
+cdef ptrdiff_t direct_row(const conv_task *task, ptrdiff_t index, floating *workspace) noexcept nogil:
+    """Destination row ``row`` (image n, row y) of the direct convolution, for the panels of
+    group ``index // rows`` (tasks are group-major: ``index = group * rows + row``).
 
     In a row, the columns fall into ``down`` phase classes (one when down == 1); in a class,
     column x0 + j * down reads source column base_t + j * up for each valid tap t, so an
@@ -544,6 +572,11 @@ cdef ptrdiff_t direct_row(const conv_task *task, ptrdiff_t row, floating *worksp
     cdef ptrdiff_t *col_base = col_tap + cols.taps
     cdef ptrdiff_t *a_off = col_base + cols.taps
     cdef ptrdiff_t *b_off = a_off + rows.taps * cols.taps
+    cdef ptrdiff_t n_rows = p.N * rows.dst
+    cdef ptrdiff_t group = index // n_rows
+    cdef ptrdiff_t row = index - group * n_rows
+    cdef ptrdiff_t first_panel = group * p.n_panels // p.panel_groups
+    cdef ptrdiff_t end_panel = (group + 1) * p.n_panels // p.panel_groups
     cdef ptrdiff_t image = row // rows.dst
     cdef ptrdiff_t y = row - image * rows.dst
     cdef const floating *src_image = <const floating *> task.src + image * rows.src * cols.src * src_c
@@ -590,7 +623,7 @@ cdef ptrdiff_t direct_row(const conv_task *task, ptrdiff_t row, floating *worksp
                 a_off[n_taps] = (row_src[i] * cols.src + col_base[h]) * src_c
                 b_off[n_taps] = (row_tap[i] * cols.taps + col_tap[h]) * src_c * nr
                 n_taps += 1
-        for panel in range(p.n_panels):
+        for panel in range(first_panel, end_panel):
             bias_panel = bias + panel * nr if bias != NULL else NULL
             tiles_of_rows(&kern, interior_hi - interior_lo, <int>n_taps, a_off, b_off, reduction_steps,
                           src_image + interior_lo * cols.up * src_c, cols.up * src_c, 1, packed + panel * panel_size,
@@ -608,7 +641,7 @@ cdef ptrdiff_t direct_row(const conv_task *task, ptrdiff_t row, floating *worksp
                         a_off[n_taps] = (row_src[i] * cols.src + s) * src_c
                         b_off[n_taps] = (row_tap[i] * cols.taps + col_tap[h]) * src_c * nr
                         n_taps += 1
-            for panel in range(p.n_panels):
+            for panel in range(first_panel, end_panel):
                 bias_panel = bias + panel * nr if bias != NULL else NULL
                 kern.fn(1, <int>n_taps, a_off, b_off, <int>src_c, src_image, 0, 1, packed + panel * panel_size,
                         dst_row + (phase + j * cols.down) * dst_c + panel * nr, 0,
@@ -678,19 +711,21 @@ cdef inline void pack_patch_rows(const Patches *g, const floating *src, ptrdiff_
                 n += 1
 
 
-cdef ptrdiff_t im2col_forward_block(const conv_task *task, ptrdiff_t block, floating *patches) noexcept nogil:
+cdef ptrdiff_t im2col_forward_block(const conv_task *task, ptrdiff_t index, floating *patches) noexcept nogil:
     """Forward convolution of one block of output pixels as patch matrix x packed filters.
 
     The output pixels of the whole batch, flattened, are cut into blocks of ``block_rows``
     pixels (a fixed size, not per thread); the block's patch rows are packed into this thread's
-    workspace (bounded by IM2COL_BLOCK_BYTES, whatever the batch) and multiplied with every
-    panel of filters ``[jb, (kh, kw, c), 0:nr]``, tiles of mr pixels by nr channels.
+    workspace (bounded by IM2COL_BLOCK_BYTES, whatever the batch), or read in place for a 1x1
+    stride 1 layer, and multiplied with the panels of filters ``[jb, (kh, kw, c), 0:nr]`` of the
+    task's group (all of them unless the blocks are few), tiles of mr pixels by nr channels.
     """
     cdef const conv_plan *p = task.plan
     cdef fc_kernel kern = p.kernel
     cdef Patches g = plan_patches(p)
     cdef ptrdiff_t nr = kern.nr, reduction = p.taps * p.C, n_cols = p.K
     cdef ptrdiff_t n_pixels = p.N * p.OH * p.OW
+    cdef ptrdiff_t block = index // p.panel_groups, group = index - block * p.panel_groups
     cdef ptrdiff_t first = block * p.block_rows
     cdef ptrdiff_t count = smaller(n_pixels - first, p.block_rows)
     cdef const floating *packed = <const floating *> task.packed
@@ -705,7 +740,7 @@ cdef ptrdiff_t im2col_forward_block(const conv_task *task, ptrdiff_t block, floa
     else:
         pack_patch_rows(&g, <const floating *> task.src, first, count, patches)
         rows = patches
-    for panel in range(p.n_panels):
+    for panel in range(group * p.n_panels // p.panel_groups, (group + 1) * p.n_panels // p.panel_groups):
         k0 = 0
         while k0 < reduction:
             steps = smaller(reduction - k0, p.reduction_block)

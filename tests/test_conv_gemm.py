@@ -1,5 +1,6 @@
 """1x1 convolutions as a GEMM read in place (im2col without the copy), the reduction split into
-blocks that accumulate, and the forward's accumulating epilogue relu(dst + conv + bias)."""
+blocks that accumulate, the forward's accumulating epilogue relu(dst + conv + bias), and the
+forward tasks split over groups of output channels (few rows; filters larger than the L2 cache)."""
 import numpy as np
 import pytest
 
@@ -101,3 +102,29 @@ def test_accumulate_is_refused_where_it_does_not_apply():
     gradient = ConvPlan(geo, "input_gradient", np.float32, "direct")
     with pytest.raises(ValueError, match="accumulate applies to the forward pass"):
         gradient.run(x, gradient.pack(w), np.zeros_like(x), accumulate=True)
+
+
+@pytest.mark.parametrize("algorithm, x_shape, w_shape, expected_tasks", [
+    ("im2col", (1, 7, 7, 96), (1, 1, 96, 160), 16),    # 49 pixels: 2 blocks x 8 groups of the 10 panels
+    ("im2col", (1, 5, 5, 40), (3, 3, 40, 24), 1),      # gathered patches: each block packed once, one task
+    ("direct", (1, 6, 5, 512), (3, 3, 512, 40), 18),   # 288 KiB a panel: 3 groups of one panel x 6 rows
+    ("direct", (2, 6, 5, 64), (3, 3, 64, 40), 12),     # 36 KiB a panel: one group of 3 panels x 12 rows
+])
+def test_tasks_split_over_groups_of_channels(algorithm, x_shape, w_shape, expected_tasks):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[3]).astype(np.float32)
+    plan = plan_for(x_shape, w_shape, algorithm=algorithm)
+    assert plan.kernel.n_tasks == expected_tasks
+    expected = ref.conv2d(x, w, (1, 1), "SAME") + b
+    results = []
+    try:
+        for n in (1, 2, 3):
+            fc.set_num_threads(n)
+            results.append(fc.conv2d(x, w, 1, "SAME", algorithm=algorithm, bias=b))
+    finally:
+        fc.set_num_threads(None)
+    assert_close(results[0], expected, np.float32, magnitude=np.sqrt(np.prod(w_shape[:3])))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])

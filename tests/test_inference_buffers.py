@@ -97,3 +97,27 @@ def test_threads_have_their_own_buffers():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_zero_padding_folds_into_a_valid_convolution_or_fills_a_reused_buffer():
+    """ResNet50's stem: ZeroPadding2D -> Conv2D 'valid' becomes one padded convolution; before a
+    pooling layer the padding writes its zeros into a buffer that an earlier tensor left dirty."""
+    rng = np.random.default_rng(4)
+    x = Input((8, 8, 4))
+    c0 = layers.Conv2D(4, 1, name="c0")(x)                              # 8x8x4, free after c1
+    c1 = layers.Conv2D(4, 3, name="c1")(c0)                             # 6x6x4
+    p1 = layers.ZeroPadding2D(1, name="p1")(c1)                         # 8x8x4 again: c0's buffer
+    pooled = layers.MaxPooling2D(2, name="pool")(p1)
+    p2 = layers.ZeroPadding2D(((1, 2), (0, 3)), name="p2")(pooled)
+    y = layers.Conv2D(5, 3, strides=2, name="c2")(p2)
+    model = Model(x, [y, layers.Flatten(name="flat")(pooled)])
+    steps = _fold(model._graph_for((2, 8, 8, 4)))
+    assert [(type(s).__name__, s.layer.name) for s in steps] == [
+        ("_ConvStep", "c0"), ("_ConvStep", "c1"), ("_PadStep", "p1"), ("_LayerStep", "pool"), ("_ConvStep", "c2"),
+        ("_LayerStep", "flat")]
+    assert steps[4].padding == [[0, 0], [1, 2], [0, 3], [0, 0]]
+    frozen = InferenceModel(model)
+    for _ in range(2):
+        xs = rng.standard_normal((2, 8, 8, 4)).astype(np.float32) - 3  # negative: zeros win the max at the edge
+        for got, expected in zip(frozen(xs), model.predict_on_batch(xs)):
+            assert relative_error(got, expected) <= 1e-5

@@ -23,6 +23,7 @@ The result equals ``model.predict_on_batch(x)`` up to the rounding of the folded
 (within 1e-5 relative; tests/test_keras_inference_fusion.py).
 """
 import threading
+import time
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from fastconv.keras.layers.activations import Activation, ReLU
 from fastconv.keras.layers.convolutional import Conv2D, DepthwiseConv2D
 from fastconv.keras.layers.merging import Add
 from fastconv.keras.layers.normalization import BatchNormalization
+from fastconv.keras.layers.reshaping import ZeroPadding2D
 
 __all__ = ["InferenceModel"]
 
@@ -121,12 +123,14 @@ class _LayerStep(_Step):
 
 
 class _ConvStep(_Step):
-    """Conv2D (channels_last) with the BatchNormalization, the residual Add and the activation
-    after it folded in (inputs: the convolution's, and the residual's when there is one)."""
+    """Conv2D (channels_last) with the ZeroPadding2D before it (``pads``, for a 'valid' Conv2D) and
+    the BatchNormalization, the residual Add and the activation after it folded in (inputs: the
+    convolution's, and the residual's when there is one)."""
 
-    def __init__(self, layer, inputs, outputs, bn, activation):
+    def __init__(self, layer, inputs, outputs, bn, activation, pads=None):
         super().__init__(inputs, outputs)
         self.layer, self.activation = layer, activation
+        self.padding = layer._padding if pads is None else [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
         w = np.asarray(layer.kernel.value, np.float64)
         b = np.asarray(layer.bias.value, np.float64) if layer.use_bias else np.zeros(w.shape[-1])
         if bn is not None:
@@ -139,7 +143,7 @@ class _ConvStep(_Step):
         key = (x.shape, x.dtype)
         if key not in self.plans:
             layer = self.layer
-            geometry = ConvGeometry("InferenceModel", x.shape, self.filters.shape, layer.strides, layer._padding,
+            geometry = ConvGeometry("InferenceModel", x.shape, self.filters.shape, layer.strides, self.padding,
                                     "NHWC", layer.dilation_rate)
             w = self.filters.astype(x.dtype)
             plan = ConvPlan(geometry, "forward", x.dtype, finite_filters=bool(np.isfinite(w).all()))
@@ -151,7 +155,7 @@ class _ConvStep(_Step):
         residual = args[1] if len(args) > 1 else None
         if 0 in x.shape or 0 in self.filters.shape:  # nothing to plan: the public function's own cases
             y = fastconv.conv2d(x, self.filters.astype(x.dtype), bias=self.bias.astype(x.dtype),
-                                **self.layer._conv_args())
+                                **{**self.layer._conv_args(), "padding": self.padding})
             return [_clamp(y if residual is None else y + residual, self.activation)]
         plan, packed, bias, w = self._plan(x)
         shape = plan.geometry.output_nhwc
@@ -207,6 +211,26 @@ class _DepthwiseStep(_Step):
         y = fastconv.depthwise_conv2d(x, w, bias=b, activation=self.activation, out=out,
                                       **self.layer._depthwise_args())
         self.output_shapes[key] = y.shape
+        return [y]
+
+
+class _PadStep(_Step):
+    """ZeroPadding2D (channels_last) into a kept buffer: the borders zeroed, the image copied in."""
+
+    def __init__(self, layer, inputs, outputs):
+        super().__init__(inputs, outputs)
+        self.layer = layer
+
+    def __call__(self, args, buffers):
+        x = args[0]
+        (top, bottom), (left, right) = self.layer.padding
+        n, h, w, c = x.shape
+        y = buffers.take((n, h + top + bottom, w + left + right, c), x.dtype)
+        y[:, :top] = 0
+        y[:, top + h:] = 0
+        y[:, top:top + h, :left] = 0
+        y[:, top:top + h, left + w:] = 0
+        y[:, top:top + h, left:left + w] = x
         return [y]
 
 
@@ -271,6 +295,12 @@ class InferenceModel:
         return self._graphs[id(graph)][:2]
 
     def __call__(self, x):
+        return self.run(x)
+
+    def run(self, x, step_seconds=None):
+        """The model's outputs for ``x`` (as calling the InferenceModel); with a list
+        ``step_seconds``, also the ``(step, seconds)`` of each step appended to it (a profile:
+        see benchmarks/bench_networks.py --profile)."""
         arrays = x if isinstance(x, (list, tuple)) else [x]
         arrays = [np.asarray(a, dtype=self.model.dtype) for a in arrays]  # as predict_on_batch
         graph, steps = self._steps_for(arrays[0].shape)
@@ -289,7 +319,12 @@ class InferenceModel:
                     buffers.pinned.update(id(a) for a in args if id(a) in buffers.owned)
                 buffers.dying = {id(values[t]) for t in dead} - buffers.pinned
                 buffers.dying &= buffers.owned.keys()
-                outs = step(args, buffers)
+                if step_seconds is None:
+                    outs = step(args, buffers)
+                else:
+                    start = time.perf_counter()
+                    outs = step(args, buffers)
+                    step_seconds.append((step, time.perf_counter() - start))
                 kept = {id(o) for o in outs}
                 for t in dead:
                     a = values.pop(t)
@@ -355,7 +390,16 @@ def _fold(graph):
             return None
         return nodes[0]
 
+    def plannable(layer, kind):
+        own = getattr(layer, "activation", None)
+        return type(layer) is kind and layer.data_format == "channels_last" and own in (activations.linear,
+                                                                                          activations.relu)
+
+    def channels_last_padding(layer):
+        return type(layer) is ZeroPadding2D and layer.data_format == "channels_last"
+
     steps, merged, deferred = [], set(), {}  # deferred: id(Add node) -> the step that runs there
+    padded = {}  # id(Conv2D node) -> (the input of the ZeroPadding2D before it, its padding)
     for node in graph.nodes:
         if id(node) in merged:
             if id(node) in deferred:
@@ -363,10 +407,14 @@ def _fold(graph):
             continue
         layer, last, activation, bn = node.layer, node, None, None
         own = getattr(layer, "activation", None)
-        plannable = getattr(layer, "data_format", None) == "channels_last" and own in (activations.linear,
-                                                                                        activations.relu)
-        conv = type(layer) is Conv2D and plannable
-        depthwise = type(layer) is DepthwiseConv2D and plannable
+        conv = plannable(layer, Conv2D)
+        depthwise = plannable(layer, DepthwiseConv2D)
+        if channels_last_padding(layer) and not node.training:
+            reader = sole_reader(node, lambda lay: plannable(lay, Conv2D) and lay._padding == "VALID")
+            if reader is not None:  # the zeros become the convolution's own padding
+                padded[id(reader)] = (node.inputs[0], layer.padding)
+                continue
+        source, pads = padded.get(id(node), (node.inputs[0], None))
         if (conv or depthwise) and own is activations.relu:
             activation = "relu"  # the layer's own: nothing after it folds past the clamp
         elif conv or depthwise:
@@ -383,17 +431,20 @@ def _fold(graph):
             act_node = folds_activation(add_node)
             if act_node is not None:
                 activation, last = _activation_of(act_node.layer), act_node
-            deferred[id(add_node)] = _ConvStep(layer, [id(node.inputs[0]), id(residual)], [id(last.outputs[0])],
-                                               bn, activation)
+            deferred[id(add_node)] = _ConvStep(layer, [id(source), id(residual)], [id(last.outputs[0])],
+                                               bn, activation, pads)
             step = None
-        elif conv or depthwise:
-            step = (_ConvStep if conv else _DepthwiseStep)(layer, [id(node.inputs[0])], [id(last.outputs[0])],
-                                                          bn, activation)
+        elif conv:
+            step = _ConvStep(layer, [id(source)], [id(last.outputs[0])], bn, activation, pads)
+        elif depthwise:
+            step = _DepthwiseStep(layer, [id(node.inputs[0])], [id(last.outputs[0])], bn, activation)
         elif inference_bn(layer) and not node.training:
             act_node = folds_activation(node)
             if act_node is not None:
                 activation, last = _activation_of(act_node.layer), act_node
             step = _AffineStep(layer, [id(node.inputs[0])], [id(last.outputs[0])], activation)
+        elif channels_last_padding(layer):
+            step = _PadStep(layer, [id(node.inputs[0])], [id(node.outputs[0])])
         elif type(layer) is Add:
             act_node = folds_activation(node)
             if act_node is not None:
