@@ -1,4 +1,5 @@
 """Helpers shared by the tests (importable because pyproject.toml puts tests/ on the path)."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,6 +26,22 @@ def tf_padding(padding, data_format="NHWC"):
     (top, bottom), (left, right) = padding
     pairs = [[top, bottom], [left, right]]
     return [[0, 0], *pairs, [0, 0]] if data_format == "NHWC" else [[0, 0], [0, 0], *pairs]
+
+
+@contextlib.contextmanager
+def floatx_of_both(keras, dtype):
+    """Keras's and fastconv.keras's default float type set to ``dtype`` for the block, then restored.
+    Keras's losses compute in floatx whatever the model's dtype, so a float64 comparison of training
+    needs floatx float64 on both sides, not only float64 layers."""
+    import fastconv.keras as fk
+    saved = keras.config.floatx(), fk.config.floatx()
+    keras.config.set_floatx(dtype)
+    fk.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(saved[0])
+        fk.config.set_floatx(saved[1])
 
 
 def child_env(**extra):

@@ -11,6 +11,7 @@ import pytest
 
 from fastconv import keras as fk
 from fastconv.keras import layers as L
+from _helpers import floatx_of_both
 
 pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`", "ignore:`shuffle=True` was passed")
 
@@ -60,7 +61,10 @@ def _fit_both(keras, k_model, f_model, compile_kwargs, fit_args, fit_kwargs, f_f
     return k_hist.history, f_hist.history, k_rec.batches, f_rec.batches
 
 
-def _assert_same(keras_result, k_model, f_model, rtol=1e-4):
+def _assert_same(keras_result, k_model, f_model, rtol=1e-4, weights_rtol=None):
+    """Histories and per-batch logs within ``rtol``, final weights within ``weights_rtol`` (default
+    ``rtol``) of each tensor's largest entry."""
+    weights_rtol = rtol if weights_rtol is None else weights_rtol
     k_hist, f_hist, k_batches, f_batches = keras_result
     assert sorted(f_hist) == sorted(k_hist)
     for key in k_hist:
@@ -70,31 +74,38 @@ def _assert_same(keras_result, k_model, f_model, rtol=1e-4):
         assert sorted(fb) == sorted(kb)
         np.testing.assert_allclose([fb[k] for k in sorted(kb)], [kb[k] for k in sorted(kb)], rtol=rtol, atol=1e-6)
     for kw, fw in zip(k_model.get_weights(), f_model.get_weights()):
-        np.testing.assert_allclose(fw, kw, rtol=rtol, atol=rtol * np.abs(kw).max())
+        np.testing.assert_allclose(fw, kw, rtol=weights_rtol, atol=weights_rtol * np.abs(kw).max())
 
 
 # ------------------------------------------------------------------------------- 1. from_logits
-def _cnn_tutorial(K):
+def _cnn_tutorial(K, dtype=None):
     """The TensorFlow CNN tutorial's model (CIFAR-10): Dense(10) logits."""
+    kw = {} if dtype is None else {"dtype": dtype}
     return K.Sequential([
-        K.Input((32, 32, 3)),
-        K.layers.Conv2D(32, (3, 3), activation="relu"), K.layers.MaxPooling2D((2, 2)),
-        K.layers.Conv2D(64, (3, 3), activation="relu"), K.layers.MaxPooling2D((2, 2)),
-        K.layers.Conv2D(64, (3, 3), activation="relu"),
-        K.layers.Flatten(), K.layers.Dense(64, activation="relu"), K.layers.Dense(10)])
+        K.Input((32, 32, 3), **kw),
+        K.layers.Conv2D(32, (3, 3), activation="relu", **kw), K.layers.MaxPooling2D((2, 2), **kw),
+        K.layers.Conv2D(64, (3, 3), activation="relu", **kw), K.layers.MaxPooling2D((2, 2), **kw),
+        K.layers.Conv2D(64, (3, 3), activation="relu", **kw),
+        K.layers.Flatten(**kw), K.layers.Dense(64, activation="relu", **kw), K.layers.Dense(10, **kw)])
 
 
 def test_cnn_tutorial_with_logits_trains_as_keras(keras):
+    """In float64: Adam's first steps move each weight by about one learning rate times the sign of
+    its gradient, and a ReLU input within float32 rounding of zero changes a bias gradient by a
+    whole term, so in float32 the final biases of the two libraries differ by up to 0.3% of a step
+    (CI saw it); the per-batch losses agree either way."""
     rng = np.random.default_rng(1)
-    x = rng.random((64, 32, 32, 3), dtype=np.float32)
+    x = rng.random((64, 32, 32, 3))
     y = rng.integers(0, 10, (64, 1))
-    k_model, f_model = _cnn_tutorial(keras), _cnn_tutorial(fk)
 
     def compile_kwargs(K):
         return dict(optimizer="adam", loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
-    result = _fit_both(keras, k_model, f_model, compile_kwargs, (x, y), dict(batch_size=32, epochs=1))
-    _assert_same(result, k_model, f_model)
+    with floatx_of_both(keras, "float64"):
+        k_model, f_model = _cnn_tutorial(keras, "float64"), _cnn_tutorial(fk, "float64")
+        result = _fit_both(keras, k_model, f_model, compile_kwargs, (x, y), dict(batch_size=32, epochs=1))
+    # logs: Keras keeps its metrics in float32; weights: Keras's learning rate is a float32 variable
+    _assert_same(result, k_model, f_model, rtol=1e-6, weights_rtol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:.*received `from_logits=True`")

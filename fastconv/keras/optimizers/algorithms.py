@@ -2,15 +2,23 @@
 
 Each ``_update(w, g, state, f, lr)`` changes the weights ``w`` in place from the gradient ``g``
 (already clipped, and after the weight decay) and the variable's ``state`` arrays.  ``f`` is the
-weights' scalar type: a constant goes through ``f`` where Keras casts it to the weights' dtype
-(``ops.cast(self.beta_1, dtype)``: later ``1 - beta_1`` is computed in float32), and is computed in
-double precision first where Keras leaves it a Python number (``1 - self.beta_1``), which is
-exactly how the results agree with Keras's to the last bits.  The common arguments
+weights' scalar type: a constant goes through :func:`_cast` where Keras casts it to the weights'
+dtype (``ops.cast(self.beta_1, dtype)``: later ``1 - beta_1`` is computed in that dtype), and is
+computed in double precision first where Keras leaves it a Python number (``1 - self.beta_1``),
+which is exactly how the results agree with Keras's to the last bits.  The common arguments
 (``weight_decay``, ``clipnorm``, ``use_ema``, ``name``...) are those of :class:`Optimizer`.
 """
 import numpy as np
 
 from fastconv.keras.optimizers.base import Optimizer
+
+
+def _cast(value, f):
+    """Keras's ``ops.cast(value, dtype)`` of a Python number, as on TensorFlow: the number becomes a
+    float32 tensor first, then the weights' type ``f``.  For float32 weights this is ``f(value)``;
+    float64 weights see beta_2 = 0.99900001287 where 0.999 was written (Adam's first steps then
+    differ by 7e-6 relative from a float64 0.999)."""
+    return f(np.float32(value))
 
 
 class SGD(Optimizer):
@@ -30,7 +38,7 @@ class SGD(Optimizer):
         if self.momentum == 0:
             w -= g * lr
             return
-        momentum = f(self.momentum)
+        momentum = _cast(self.momentum, f)
         m = state["momentum"]
         m[...] = m * momentum - g * lr
         if self.nesterov:
@@ -56,7 +64,7 @@ class Adam(Optimizer):
 
     def _update(self, w, g, state, f, lr):
         t = f(self.iterations + 1)
-        alpha = f(lr) * np.sqrt(1 - f(self.beta_2) ** t) / (1 - f(self.beta_1) ** t)
+        alpha = f(lr) * np.sqrt(1 - _cast(self.beta_2, f) ** t) / (1 - _cast(self.beta_1, f) ** t)
         m, v = state["momentum"], state["velocity"]
         m += (g - m) * f(1 - self.beta_1)
         v += (g * g - v) * f(1 - self.beta_2)
@@ -97,13 +105,13 @@ class Nadam(Optimizer):
         return [("u_product", self._u_product)]
 
     def _momentum_at(self, step, f):
-        return f(self.beta_1) * (f(1) - f(0.5) * f(0.96) ** f(step))
+        return _cast(self.beta_1, f) * (f(1) - f(0.5) * _cast(0.96, f) ** f(step))
 
     def _prepare_step(self, f):
         self._u_product[...] = f(self._u_product) * f(self.beta_1) * (f(1) - f(0.5) * f(0.96) ** f(self.iterations + 1))
 
     def _update(self, w, g, state, f, lr):
-        beta_1, beta_2 = f(self.beta_1), f(self.beta_2)
+        beta_1, beta_2 = _cast(self.beta_1, f), _cast(self.beta_2, f)
         u_t, u_next = self._momentum_at(self.iterations + 1, f), self._momentum_at(self.iterations + 2, f)
         u_product = f(self._u_product)
         u_product_next = u_product * u_next
@@ -130,7 +138,7 @@ class Adamax(Optimizer):
         self._slot_names = ("momentum", "norm")
 
     def _update(self, w, g, state, f, lr):
-        beta_1_power = f(self.beta_1) ** f(self.iterations + 1)
+        beta_1_power = _cast(self.beta_1, f) ** f(self.iterations + 1)
         m, u = state["momentum"], state["norm"]
         m += (g - m) * f(1 - self.beta_1)
         np.maximum(f(self.beta_2) * u, np.abs(g), out=u)
@@ -230,7 +238,7 @@ class Lion(Optimizer):
                              f"SignSGD. Received: beta_1={beta_1}.")
 
     def _update(self, w, g, state, f, lr):
-        beta_1, beta_2 = f(self.beta_1), f(self.beta_2)
+        beta_1, beta_2 = _cast(self.beta_1, f), _cast(self.beta_2, f)
         m = state["momentum"]
         w -= f(lr) * np.sign(m * beta_1 + g * (f(1) - beta_1))
         m[...] = m * beta_2 + g * (f(1) - beta_2)

@@ -12,8 +12,9 @@ One ``apply`` (a training step), as Keras's does it:
    steps it is copied into the weights (and at the end of ``fit``);
 6. ``iterations`` counts the step.
 
-Everything is computed in the weights' dtype (float32), with the constants rounded where Keras
-rounds them, so that the weights agree with Keras's on TensorFlow to a few float32 ulps.
+Everything is computed in the weights' dtype, with the constants rounded where Keras rounds them
+(the learning rate is kept in floatx, as Keras's learning-rate variable), so that the weights
+agree with Keras's on TensorFlow to a few ulps, in float32 and in float64.
 """
 import inspect
 import numbers
@@ -45,7 +46,7 @@ class LearningRateValue(float):
         return obj
 
     def numpy(self):
-        return np.float32(self)
+        return self._optimizer._learning_rate_type(self)
 
     def assign(self, value):
         self._optimizer.learning_rate = value
@@ -83,6 +84,8 @@ class Optimizer:
                           DeprecationWarning, stacklevel=_caller_stacklevel())
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        # Keras's learning-rate variable takes floatx when the optimizer is made.
+        self._learning_rate_type = np.dtype(backend.floatx()).type
         if loss_scale_factor is not None:
             raise ValueError(f"{cls}: fastconv.keras does not implement loss_scale_factor (loss scaling is for "
                              "mixed-precision training; fastconv trains in float32). Received: "
@@ -128,7 +131,7 @@ class Optimizer:
             lr = self._learning_rate()
         else:
             lr = self._learning_rate
-        return LearningRateValue(np.float32(lr), self)
+        return LearningRateValue(self._learning_rate_type(lr), self)
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -146,13 +149,14 @@ class Optimizer:
             raise ValueError("Argument `learning_rate` should be a float >= 0, or an instance of LearningRateSchedule, "
                              "or a callable (that takes in the current iteration value and returns the corresponding "
                              f"learning rate value). Received instead: learning_rate={value!r}")
-        # Keras keeps the learning rate in a float32 variable.
-        self._learning_rate = float(np.float32(value))
+        # Keras keeps the learning rate in a variable of floatx.
+        self._learning_rate = float(self._learning_rate_type(value))
 
     def _step_learning_rate(self):
         lr = float(self.learning_rate)
         if self.decay:
-            lr = float(np.float32(lr) / (np.float32(1) + np.float32(self.decay) * np.float32(self._iterations)))
+            f = self._learning_rate_type
+            lr = float(f(lr) / (f(1) + f(self.decay) * f(self._iterations)))
         return lr
 
     @property
@@ -189,7 +193,7 @@ class Optimizer:
     def _learning_rate_state(self):
         """The learning rate as state (when it is a number: callbacks change it)."""
         if isinstance(self._learning_rate, float):
-            return [("learning_rate", np.array(self._learning_rate, dtype=np.float32))]
+            return [("learning_rate", np.array(self._learning_rate, dtype=self._learning_rate_type))]
         return []
 
     def _own_scalars(self):
