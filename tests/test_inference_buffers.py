@@ -121,3 +121,26 @@ def test_zero_padding_folds_into_a_valid_convolution_or_fills_a_reused_buffer():
         xs = rng.standard_normal((2, 8, 8, 4)).astype(np.float32) - 3  # negative: zeros win the max at the edge
         for got, expected in zip(frozen(xs), model.predict_on_batch(xs)):
             assert relative_error(got, expected) <= 1e-5
+
+
+def test_dense_and_padded_depthwise_steps_match_predict():
+    """Dense layers run as 1x1 convolutions of their rows (ReLU in the epilogue, softmax after);
+    a ZeroPadding2D before a 'valid' DepthwiseConv2D becomes its padding (MobileNetV2's strided blocks)."""
+    rng = np.random.default_rng(6)
+    x = Input((9, 9, 6))
+    d = layers.DepthwiseConv2D(3, strides=2, name="dw")(layers.ZeroPadding2D(((0, 1), (0, 1)), name="pad")(x))
+    d = layers.ReLU(6.0)(layers.BatchNormalization(name="bn")(d))
+    h = layers.Dense(7, activation="relu", name="d1")(layers.Reshape((4 * 4, 6))(d))   # 3-D: a row per pixel
+    h = layers.Dense(5, name="d2")(layers.Flatten()(h))
+    model = Model(x, [h, layers.Dense(4, activation="softmax", use_bias=False, name="d3")(h)])
+    randomise_batch_norms(model, rng)
+    steps = _fold(model._graph_for((3, 9, 9, 6)))
+    kinds = [type(s).__name__ for s in steps]
+    assert kinds == ["_DepthwiseStep", "_LayerStep", "_DenseStep", "_LayerStep", "_DenseStep", "_DenseStep"]
+    assert steps[0].padding == [[0, 0], [0, 1], [0, 1], [0, 0]] and steps[0].activation == "relu6"
+    frozen = InferenceModel(model)
+    for batch in (3, 1):
+        xs = rng.standard_normal((batch, 9, 9, 6)).astype(np.float32)
+        for got, expected in zip(frozen(xs), model.predict_on_batch(xs)):
+            assert got.shape == expected.shape
+            assert relative_error(got, expected) <= 1e-5

@@ -64,7 +64,7 @@ def test_every_chain_is_merged():
     # c1+bn1+relu, c3+bn3, then at the Add c2+bn2+add(c3's output)+relu, depthwise+bn+relu6, pool, bn,
     # conv(relu), gap, dense
     assert names == ["_ConvStep", "_ConvStep", "_ConvStep", "_DepthwiseStep", "_LayerStep",
-                     "_AffineStep", "_ConvStep", "_LayerStep", "_LayerStep"]
+                     "_AffineStep", "_ConvStep", "_LayerStep", "_DenseStep"]
     assert [getattr(s, "activation", None) for s in steps[:4]] == ["relu", None, "relu", "relu6"]
     assert [s.layer.name for s in steps[:3]] == ["c1", "c3", "c2"]
     assert steps[2].inputs == [steps[0].outputs[0], steps[1].outputs[0]]  # c2 reads y; the residual is c3's
