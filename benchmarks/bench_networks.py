@@ -80,6 +80,9 @@ def step_kind(step, x_shape):
         n, oh, ow, _ = plan.geometry.output_nhwc
         label = f"conv {kh}x{kw} stride {plan.geometry.strides[0]} ({plan.algorithm})"
         return label + (" + residual add" if len(step.inputs) > 1 else ""), 2 * n * oh * ow * cout * kh * kw * cin
+    if isinstance(step, inference._DenseStep):
+        rows = next(shape for shape in step.plans if shape[2] % x_shape[0] == 0)[2]
+        return "Dense (a 1x1 conv of its rows)", 2 * rows * step.kernel.size
     if isinstance(step, inference._LayerStep):
         return type(step.layer).__name__, 0
     return {"_PadStep": "ZeroPadding2D", "_DepthwiseStep": "DepthwiseConv2D (+ BN, ReLU6)",
