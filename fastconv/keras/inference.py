@@ -137,8 +137,12 @@ class _ConvStep(_Step):
         if bn is not None:
             scale, shift = _bn_affine(bn)
             w, b = w * scale, b * scale + shift
-        self.filters, self.bias = w, b
-        self.plans = {}  # (input shape, dtype) -> (plan, packed filters, bias, fallback's packed filters)
+        # Folded in float64, kept in the layer's dtype (rounded once): with a float64 copy and a
+        # copy per plan for the fallback, ResNet50's frozen predict at batch 32 peaked at 1075 MiB
+        # (resident, fresh process), 891 MiB without.
+        dtype = layer.kernel.value.dtype if layer.kernel.value.dtype.kind == "f" else np.float32
+        self.filters, self.bias = w.astype(dtype), b.astype(dtype)
+        self.plans = {}  # (input shape, dtype) -> (plan, packed filters, bias, filters for the fallback)
 
     def _plan(self, x):
         key = (x.shape, x.dtype)
@@ -146,9 +150,9 @@ class _ConvStep(_Step):
             layer = self.layer
             geometry = ConvGeometry("InferenceModel", x.shape, self.filters.shape, layer.strides, self.padding,
                                     "NHWC", layer.dilation_rate)
-            w = self.filters.astype(x.dtype)
+            w = self.filters.astype(x.dtype, copy=False)
             plan = ConvPlan(geometry, "forward", x.dtype, finite_filters=bool(np.isfinite(w).all()))
-            self.plans[key] = (plan, plan.pack(w), self.bias.astype(x.dtype), w)
+            self.plans[key] = (plan, plan.pack(w), self.bias.astype(x.dtype, copy=False), w)
         return self.plans[key]
 
     def __call__(self, args, buffers):
