@@ -18,8 +18,10 @@ def geometry(input_nhwc, kernel, strides=1, padding="SAME", dilations=None):
 
 @pytest.mark.parametrize("input_nhwc, kernel, strides, expected", [
     ((32, 56, 56, 64), (3, 3, 64), 1, "winograd"),     # wide 3x3, 25088 tiles
-    ((4, 14, 14, 64), (3, 3, 64), 1, "direct"),        # 196 tiles: fewer than 256
-    ((16, 7, 7, 512), (3, 3, 512), 1, "direct"),       # 256 tiles for 512^2 filter pairs
+    ((4, 14, 14, 64), (3, 3, 64), 1, "winograd"),      # 196 tiles
+    ((1, 5, 5, 64), (3, 3, 64), 1, "direct"),          # 9 tiles: fewer than 25
+    ((16, 7, 7, 512), (3, 3, 512), 1, "winograd"),     # 256 tiles for 512^2 filter pairs: one per 1024
+    ((2, 7, 7, 512), (3, 3, 512), 1, "direct"),        # 32 tiles: one per 8192 pairs
     ((32, 56, 56, 3), (3, 3, 32), 1, "direct"),        # thin input
     ((16, 56, 56, 64), (3, 3, 3), 1, "direct"),        # few output channels
     ((32, 56, 56, 64), (3, 3, 128), 2, "im2col"),      # strided, many input channels
@@ -39,8 +41,8 @@ def test_auto_input_gradient_swaps_the_channels_and_counts_the_input_tiles():
     # stride 2: the gradient's input channels are the forward's 128 output channels
     assert select_algorithm("input_gradient", geometry((32, 56, 56, 16), (3, 3, 128), 2))[0] == "im2col"
     assert select_algorithm("forward", geometry((32, 56, 56, 16), (3, 3, 128), 2))[0] == "direct"
-    # VALID 3x3 on 32x32: 15x15 = 225 output tiles (too few), 16x16 = 256 input tiles (enough)
-    geo = geometry((1, 32, 32, 64), (3, 3, 64), 1, "VALID")
+    # VALID 3x3 of 512 channels on 16x16: 7x7 = 49 output tiles (too few), 8x8 = 64 input tiles (enough)
+    geo = geometry((1, 16, 16, 512), (3, 3, 512), 1, "VALID")
     assert select_algorithm("forward", geo) == ("direct", None)
     assert select_algorithm("input_gradient", geo) == ("winograd", "direct")
 
