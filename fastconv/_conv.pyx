@@ -19,6 +19,7 @@ kernel                 rows r of C (broadcast from A)      columns j (from B)   
 =====================  ==================================  ====================  ===============
 direct (fwd, dX)       destination pixels of one row        output channels       taps x channels
 im2col forward         pixels, from a packed patch matrix   output channels       kh * kw * Cin
+                       (1x1 at stride 1: x itself, in place)
 im2col input grad      pixels of dY; then col2im            kh * kw * Cin         Cout
 Winograd (fwd, dX)     2x2 tiles, per position xi of 16     output channels       channels
 direct filter grad     input channels of one tap            output channels       pixels of a row
