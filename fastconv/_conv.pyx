@@ -377,7 +377,7 @@ cdef struct conv_task:
     const void *packed       # packed filters
     const void *bias         # padded bias, or NULL
     void *dst                # the pass's output (for the filter gradient: its partial sums)
-    bint relu
+    int relu                 # 0, 1 (ReLU) or 2 (ReLU6: the micro-kernel's epilogue only, not Winograd's)
     bint accumulate          # forward: dst += the convolution (relu(dst + conv + bias))
     ptrdiff_t src_h, src_w, src_c, dst_h, dst_w, dst_c    # the pass's images
     ptrdiff_t pad_top, pad_left                           # Winograd's padding of src
@@ -414,7 +414,7 @@ cdef ptrdiff_t run_tasks(ptrdiff_t (*task_fn)(const conv_task *, ptrdiff_t, floa
 cdef inline void tiles_of_rows(const fc_kernel *kern, ptrdiff_t rows, int n_taps, const ptrdiff_t *a_off,
                                const ptrdiff_t *b_off, ptrdiff_t kc, const floating *a, ptrdiff_t a_row_stride,
                                ptrdiff_t a_step_stride, const floating *b, floating *c, ptrdiff_t c_row_stride,
-                               int n_cols, int accumulate, const floating *bias, bint relu) noexcept nogil:
+                               int n_cols, int accumulate, const floating *bias, int relu) noexcept nogil:
     """C[rows x n_cols] (=|+=) A B for one panel B, in tiles of mr rows (the last may be short)."""
     cdef ptrdiff_t r0 = 0, m
     while r0 < rows:
@@ -749,7 +749,7 @@ cdef ptrdiff_t im2col_forward_block(const conv_task *task, ptrdiff_t index, floa
             tiles_of_rows(&kern, count, 1, &zero_off, &zero_off, steps, rows + k0, reduction, 1,
                           packed + (panel * reduction + k0) * nr, dst + panel * nr, n_cols,
                           panel_cols(n_cols, panel, nr), k0 > 0 or task.accumulate,
-                          bias + panel * nr if bias != NULL and last else NULL, task.relu and last)
+                          bias + panel * nr if bias != NULL and last else NULL, task.relu if last else 0)
             k0 += steps
     return 0
 
@@ -876,12 +876,13 @@ cdef ptrdiff_t winograd_block(const conv_task *task, ptrdiff_t block, floating *
 
 def convolve(KernelPlan plan, const floating[:, :, :, ::1] src not None, const floating[::1] packed not None,
              floating[:, :, :, ::1] dst not None, const floating[::1] bias=None, bint relu=False,
-             bint accumulate=False):
+             bint accumulate=False, bint relu6=False):
     """Run a forward or input-gradient plan: ``src`` (x, or dY) -> ``dst`` (y, or dX), NHWC.
 
     ``packed`` holds the filters packed for the plan (:func:`pack_panels`,
     :func:`pack_winograd_filters`); ``bias`` (forward only: padded to ``plan.bias_size``, or
-    None) and ``relu`` form the epilogue.  ``accumulate`` (forward, direct and im2col plans):
+    None) and ``relu`` form the epilogue (``relu6``, forward of direct and im2col plans: the
+    clamp to [0, 6] instead, NaN kept).  ``accumulate`` (forward, direct and im2col plans):
     ``dst`` holds an addend on entry (a residual) and the result is ``relu(dst + conv + bias)``,
     in the same pass.  Every buffer is checked against the plan first.
     Returns False, having written nothing reliable, when a Winograd plan meets an infinity or
@@ -900,6 +901,8 @@ def convolve(KernelPlan plan, const floating[:, :, :, ::1] src not None, const f
         check_shape("convolve", "bias", bias.shape, 1, (p.bias_size,))
     if accumulate and (not forward or p.algorithm == ALGORITHM_WINOGRAD):
         raise ValueError("fastconv._conv.convolve: accumulate applies to the forward pass of direct and im2col plans")
+    if relu6 and (not forward or p.algorithm == ALGORITHM_WINOGRAD):
+        raise ValueError("fastconv._conv.convolve: relu6 applies to the forward pass of direct and im2col plans")
     if dst.size == 0:
         return True
     if src.size == 0:
@@ -913,7 +916,7 @@ def convolve(KernelPlan plan, const floating[:, :, :, ::1] src not None, const f
     task.packed = &packed[0]
     task.dst = &dst[0, 0, 0, 0]
     task.bias = &bias[0] if bias is not None else NULL
-    task.relu = relu
+    task.relu = 2 if relu6 else (1 if relu else 0)
     task.accumulate = accumulate
     task.src_h, task.src_w, task.src_c = src.shape[1], src.shape[2], src.shape[3]
     task.dst_h, task.dst_w, task.dst_c = dst.shape[1], dst.shape[2], dst.shape[3]
@@ -1043,7 +1046,7 @@ def filter_gradient(KernelPlan plan, const floating[:, :, :, ::1] x not None, co
     task.packed = NULL
     task.bias = NULL
     task.dst = &partials[0, 0]
-    task.relu = False
+    task.relu = 0
     task.accumulate = False
     run_tasks(filter_grad_slice[floating], &task)
     cdef ptrdiff_t e, s

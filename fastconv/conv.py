@@ -238,11 +238,12 @@ class ConvPlan:
             _conv.pack_panels(self.kernel, w.reshape(1, kh * kw * cin, cout).transpose(0, 2, 1), packed)  # W^T
         return packed
 
-    def run(self, src, packed, dst, bias=None, relu=False, accumulate=False):
+    def run(self, src, packed, dst, bias=None, relu=False, accumulate=False, relu6=False):
         """Forward or input gradient: ``src`` (x, or dY) -> ``dst`` (y, or dX), C-contiguous NHWC
         arrays of the plan's dtype, with ``packed`` from :meth:`pack` (and, forward only, one
         bias value per output channel and ReLU in the same pass).  ``accumulate`` (forward, not
         Winograd): ``dst`` holds an addend, a residual, and becomes ``relu(dst + conv + bias)``.
+        ``relu6`` (forward, not Winograd): the clamp to [0, 6] in the same pass instead of ReLU.
 
         Returns False when the Winograd kernel met an infinity or NaN in ``src`` and wrote
         nothing reliable: then run ``self.fallback`` (see :func:`convolve`).
@@ -254,7 +255,7 @@ class ConvPlan:
                 raise ValueError(f"ConvPlan.run: bias must have shape ({cout},); received shape {np.shape(bias)}")
             padded_bias = np.zeros(self.kernel.bias_size, dtype=self.dtype)
             padded_bias[:cout] = bias
-        return _conv.convolve(self.kernel, src, packed, dst, padded_bias, relu, accumulate)
+        return _conv.convolve(self.kernel, src, packed, dst, padded_bias, relu, accumulate, relu6)
 
     def filter_gradient(self, x, dy):
         """dW ``[kh, kw, in_channels, out_channels]`` from x and dY (C-contiguous NHWC arrays)."""

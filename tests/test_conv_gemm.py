@@ -128,3 +128,26 @@ def test_tasks_split_over_groups_of_channels(algorithm, x_shape, w_shape, expect
     assert_close(results[0], expected, np.float32, magnitude=np.sqrt(np.prod(w_shape[:3])))
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("algorithm, kernel", [("im2col", 1), ("im2col", 3), ("direct", 3), ("direct", 1)])
+def test_relu6_in_the_epilogue(algorithm, kernel):
+    rng = np.random.default_rng(7)
+    x = 3 * rng.standard_normal((2, 6, 7, 20)).astype(np.float32)
+    x[0, 2, 3, :] = np.nan  # NaN stays NaN through the clamp, as tf.nn.relu6
+    w = rng.standard_normal((kernel, kernel, 20, 19)).astype(np.float32)
+    b = rng.standard_normal(19).astype(np.float32)
+    plan = plan_for(x.shape, w.shape, algorithm=algorithm)
+    y = np.empty(plan.geometry.output_nhwc, np.float32)
+    plan.run(x, plan.pack(w), y, b, relu=True, relu6=True)
+    expected = np.minimum(fc.conv2d(x, w, 1, "SAME", algorithm=algorithm, bias=b, activation="relu"), 6)
+    np.testing.assert_array_equal(y, expected)
+    assert np.isnan(y).any() and np.nanmax(y) == 6 and np.nanmin(y) == 0
+
+
+def test_relu6_is_refused_by_winograd():
+    x = np.zeros((1, 16, 16, 16), np.float32)
+    w = np.zeros((3, 3, 16, 16), np.float32)
+    plan = plan_for(x.shape, w.shape, algorithm="winograd")
+    with pytest.raises(ValueError, match="relu6 applies to the forward pass of direct and im2col"):
+        plan.run(x, plan.pack(w), np.zeros_like(x), relu=True, relu6=True)

@@ -144,3 +144,19 @@ def test_dense_and_padded_depthwise_steps_match_predict():
         for got, expected in zip(frozen(xs), model.predict_on_batch(xs)):
             assert got.shape == expected.shape
             assert relative_error(got, expected) <= 1e-5
+
+
+def test_relu6_after_a_convolution_clamps_in_the_kernel():
+    """MobileNetV2's expansions: Conv2D -> BatchNormalization -> ReLU6, with outputs past 6."""
+    rng = np.random.default_rng(8)
+    x = Input((6, 6, 8))
+    y = layers.ReLU(6.0)(layers.BatchNormalization(name="bn")(layers.Conv2D(24, 1, name="expand")(x)))
+    y = layers.ReLU(6.0)(layers.BatchNormalization(name="bn2")(layers.Conv2D(16, 3, name="c3")(y)))
+    model = Model(x, y)
+    randomise_batch_norms(model, rng)
+    xs = 4 * rng.standard_normal((2, 6, 6, 8)).astype(np.float32)
+    expected = model.predict_on_batch(xs)
+    assert expected.max() == 6 and expected.min() == 0
+    steps = _fold(model._graph_for(xs.shape))
+    assert [(s.layer.name, s.activation) for s in steps] == [("expand", "relu6"), ("c3", "relu6")]
+    assert relative_error(InferenceModel(model)(xs), expected) <= 1e-5

@@ -72,8 +72,8 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
         }
     }
 
-    /* Epilogue: optional accumulate into C, then the bias, then ReLU; partial vectors stored lane by
-       lane.  The bias comes after C so that a reduction split into blocks that accumulate (the
+    /* Epilogue: optional accumulate into C, then the bias, then ReLU (relu 1) or ReLU6 (relu 2);
+       partial vectors stored lane by lane.  The bias comes after C so that a reduction split into blocks that accumulate (the
        last one with the bias) ends as (sum of the blocks) + bias, bit for bit bias_add's result. */
 #pragma GCC unroll 24
     for (int r = 0; r < rows; r++) {
@@ -93,6 +93,11 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
                     const mask keep = (val > zero) | (val != val);
                     val = (vec)((mask)val & keep);
                 }
+                if (relu == 2) {   /* and min(x, 6) that keeps NaN: ReLU6 */
+                    const vec six = zero + (FC_T)6;
+                    const mask below = (val < six) | (val != val);
+                    val = (vec)(((mask)val & below) | ((mask)six & ~below));
+                }
                 *(vec *)(cr + v * FC_VL) = val;
             } else {
                 for (int l = 0; l < lanes; l++) {
@@ -103,6 +108,8 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
                         s += bias[v * FC_VL + l];
                     if (relu)
                         s = s > 0 ? s : (s != s ? s : 0);
+                    if (relu == 2)
+                        s = s < 6 || s != s ? s : 6;
                     cr[v * FC_VL + l] = s;
                 }
             }

@@ -164,7 +164,10 @@ class _ConvStep(_Step):
             return [_clamp(y if residual is None else y + residual, self.activation)]
         plan, packed, bias, w = self._plan(x)
         shape = plan.geometry.output_nhwc
-        relu = self.activation is not None  # ReLU in the kernel; ReLU6's upper clamp after it
+        relu = self.activation is not None
+        # ReLU6 in the micro-kernel's epilogue; Winograd's output transform has ReLU only (the upper
+        # clamp after it, a pass over the output: 17 of them in MobileNetV2)
+        relu6 = self.activation == "relu6" and plan.algorithm != "winograd"
         if residual is not None and plan.algorithm != "winograd" and residual.shape == shape and \
                 residual.dtype == x.dtype and residual.flags.c_contiguous:
             # relu(residual + conv + bias) in the kernel's epilogue, into the residual's buffer if
@@ -174,17 +177,17 @@ class _ConvStep(_Step):
             else:
                 y = buffers.take(shape, x.dtype)
                 np.copyto(y, residual)
-            plan.run(x, packed, y, bias, relu, accumulate=True)
+            plan.run(x, packed, y, bias, relu, accumulate=True, relu6=relu6)
         else:
             y = buffers.take(shape, x.dtype)
-            fused_relu = relu and residual is None
-            if not plan.run(x, packed, y, bias, fused_relu):
+            fused_relu, fused_relu6 = relu and residual is None, relu6 and residual is None
+            if not plan.run(x, packed, y, bias, fused_relu, relu6=fused_relu6):
                 plan.fallback.run(x, plan.fallback.pack(w), y, bias, fused_relu)  # an infinity or NaN in x
             if residual is not None:  # Winograd (no accumulating epilogue), or the Add's broadcasting
                 y = np.add(y, residual, out=y) if residual.shape == shape and residual.dtype == y.dtype \
                     else y + residual
                 return [_clamp(y, self.activation)]
-        if self.activation == "relu6":
+        if self.activation == "relu6" and not relu6:
             np.minimum(y, 6, out=y)
         return [y]
 
