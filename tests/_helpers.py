@@ -28,6 +28,21 @@ def tf_padding(padding, data_format="NHWC"):
     return [[0, 0], *pairs, [0, 0]] if data_format == "NHWC" else [[0, 0], [0, 0], *pairs]
 
 
+def randomise_batch_norms(model, rng, affine=True):
+    """Moving statistics (and, with ``affine``, gamma and beta) of every BatchNormalization far from
+    their initial values, so that folding them into a convolution is not trivial."""
+    from fastconv.keras import layers
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.standard_normal(c).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c).astype(np.float32))
+            if affine and layer.scale:
+                layer.gamma.assign(rng.uniform(-2.0, 2.0, c).astype(np.float32))
+            if affine and layer.center:
+                layer.beta.assign(rng.standard_normal(c).astype(np.float32))
+
+
 @contextlib.contextmanager
 def floatx_of_both(keras, dtype):
     """Keras's and fastconv.keras's default float type set to ``dtype`` for the block, then restored.

@@ -5,6 +5,7 @@ import threading
 import numpy as np
 
 from fastconv.keras import Input, Model, layers
+from _helpers import randomise_batch_norms
 from fastconv.keras.inference import InferenceModel, _fold
 
 
@@ -12,12 +13,6 @@ def relative_error(a, b):
     return np.max(np.abs(a - b)) / np.max(np.abs(b))
 
 
-def randomise_batch_norms(model, rng):
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            c = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.standard_normal(c).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c).astype(np.float32))
 
 
 def residual_net():
@@ -38,7 +33,7 @@ def residual_net():
 def test_repeated_calls_match_predict_and_own_their_results():
     rng = np.random.default_rng(0)
     model = residual_net()
-    randomise_batch_norms(model, rng)
+    randomise_batch_norms(model, rng, affine=False)
     frozen = InferenceModel(model)
     xs = [rng.standard_normal((2, 8, 8, 16)).astype(np.float32) for _ in range(3)]
     kept = [np.copy(x) for x in xs]
@@ -70,7 +65,7 @@ def test_winograd_layers_add_their_residual_after_the_kernel():
     x = Input((32, 32, 16))
     y = layers.BatchNormalization()(layers.Conv2D(16, 3, padding="same")(x))
     model = Model(x, layers.ReLU()(layers.Add()([y, x])))
-    randomise_batch_norms(model, rng)
+    randomise_batch_norms(model, rng, affine=False)
     frozen = InferenceModel(model)
     xs = rng.standard_normal((1, 32, 32, 16)).astype(np.float32)
     step = _fold(model._graph_for(xs.shape))[0]
@@ -133,7 +128,7 @@ def test_dense_and_padded_depthwise_steps_match_predict():
     h = layers.Dense(7, activation="relu", name="d1")(layers.Reshape((4 * 4, 6))(d))   # 3-D: a row per pixel
     h = layers.Dense(5, name="d2")(layers.Flatten()(h))
     model = Model(x, [h, layers.Dense(4, activation="softmax", use_bias=False, name="d3")(h)])
-    randomise_batch_norms(model, rng)
+    randomise_batch_norms(model, rng, affine=False)
     steps = _fold(model._graph_for((3, 9, 9, 6)))
     kinds = [type(s).__name__ for s in steps]
     assert kinds == ["_DepthwiseStep", "_LayerStep", "_DenseStep", "_LayerStep", "_DenseStep", "_DenseStep"]
@@ -153,7 +148,7 @@ def test_relu6_after_a_convolution_clamps_in_the_kernel():
     y = layers.ReLU(6.0)(layers.BatchNormalization(name="bn")(layers.Conv2D(24, 1, name="expand")(x)))
     y = layers.ReLU(6.0)(layers.BatchNormalization(name="bn2")(layers.Conv2D(16, 3, name="c3")(y)))
     model = Model(x, y)
-    randomise_batch_norms(model, rng)
+    randomise_batch_norms(model, rng, affine=False)
     for name in ("expand", "c3"):   # weights of the test's own seed, large enough to pass 6 surely
         kernel = model.get_layer(name).kernel
         kernel.assign(rng.standard_normal(kernel.shape).astype(np.float32))

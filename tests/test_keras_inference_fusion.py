@@ -4,20 +4,10 @@ import numpy as np
 import pytest
 
 from fastconv.keras import Input, Model, Sequential, layers
+from _helpers import randomise_batch_norms
 from fastconv.keras.inference import InferenceModel, _fold
 
 
-def randomise_batch_norms(model, rng):
-    """Moving statistics and affine weights far from their initial values (else folding is trivial)."""
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            c = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.standard_normal(c).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c).astype(np.float32))
-            if layer.scale:
-                layer.gamma.assign(rng.uniform(-2.0, 2.0, c).astype(np.float32))
-            if layer.center:
-                layer.beta.assign(rng.standard_normal(c).astype(np.float32))
 
 
 def residual_model():
