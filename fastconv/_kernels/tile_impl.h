@@ -72,9 +72,14 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
         }
     }
 
-    /* Epilogue: optional accumulate into C, then the bias, then ReLU (relu 1) or ReLU6 (relu 2);
-       partial vectors stored lane by lane.  The bias comes after C so that a reduction split into blocks that accumulate (the
-       last one with the bias) ends as (sum of the blocks) + bias, bit for bit bias_add's result. */
+    /* Epilogue: C (=|+=) the accumulators, then the bias, then ReLU (relu 1) or ReLU6 (relu 2).
+       The bias comes after C so that a reduction split into blocks that accumulate (the last one
+       with the bias) ends as (sum of the blocks) + bias, bit for bit bias_add's result.  A partial
+       vector of C is read and written lane by lane around one vector path (the bias is padded to
+       whole panels and read as whole vectors): with the whole
+       epilogue written twice (full and partial vectors), GCC 12 unswitched the copies and spilled
+       accumulators of the reduction loop above to the stack (6x the object code, every
+       convolution about 1.5x slower). */
 #pragma GCC unroll 24
     for (int r = 0; r < rows; r++) {
         if (r >= m)
@@ -84,35 +89,33 @@ FC_FN(tile_body)(const int rows, const int m, int ntaps, const ptrdiff_t *a_off,
         for (int v = 0; v < FC_NV; v++) {
             vec val = acc[r][v];
             const int lanes = nc - v * FC_VL;
-            if (lanes >= FC_VL) {
-                if (beta)
-                    val += *(const vec *)(cr + v * FC_VL);
-                if (bias)
-                    val += *(const vec *)(bias + v * FC_VL);
-                if (relu) {   /* max(x, 0) that keeps NaN, as tf.nn.relu does */
-                    const mask keep = (val > zero) | (val != val);
-                    val = (vec)((mask)val & keep);
+            if (beta) {
+                vec cv;
+                if (lanes >= FC_VL)
+                    cv = *(const vec *)(cr + v * FC_VL);
+                else {
+                    cv = zero;
+                    for (int l = 0; l < lanes; l++)
+                        cv[l] = cr[v * FC_VL + l];
                 }
-                if (relu == 2) {   /* and min(x, 6) that keeps NaN: ReLU6 */
-                    const vec six = zero + (FC_T)6;
-                    const mask below = (val < six) | (val != val);
-                    val = (vec)(((mask)val & below) | ((mask)six & ~below));
-                }
-                *(vec *)(cr + v * FC_VL) = val;
-            } else {
-                for (int l = 0; l < lanes; l++) {
-                    FC_T s = val[l];
-                    if (beta)
-                        s += cr[v * FC_VL + l];
-                    if (bias)
-                        s += bias[v * FC_VL + l];
-                    if (relu)
-                        s = s > 0 ? s : (s != s ? s : 0);
-                    if (relu == 2)
-                        s = s < 6 || s != s ? s : 6;
-                    cr[v * FC_VL + l] = s;
-                }
+                val += cv;
             }
+            if (bias)
+                val += *(const vec *)(bias + v * FC_VL);
+            if (relu) {   /* max(x, 0) that keeps NaN, as tf.nn.relu does */
+                const mask keep = (val > zero) | (val != val);
+                val = (vec)((mask)val & keep);
+            }
+            if (relu == 2) {   /* and min(x, 6) that keeps NaN: ReLU6 */
+                const vec six = zero + (FC_T)6;
+                const mask below = (val < six) | (val != val);
+                val = (vec)(((mask)val & below) | ((mask)six & ~below));
+            }
+            if (lanes >= FC_VL)
+                *(vec *)(cr + v * FC_VL) = val;
+            else
+                for (int l = 0; l < lanes; l++)
+                    cr[v * FC_VL + l] = val[l];
         }
     }
 }
