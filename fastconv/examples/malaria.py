@@ -92,6 +92,33 @@ def validation_by_slide(train_names, y_train, seed):
     return malaria.split_by_slide(train_names, test_size=0.1, seed=seed + 1, labels=y_train)
 
 
+def split(args, y, names):
+    """(training, test) positions: whole slides for the test, the training cells shuffled."""
+    train_idx, test_idx = malaria.split_by_slide(names, test_size=args.test_size, seed=args.seed, labels=y)
+    # Keras's validation_split takes the LAST fraction: shuffle so that it holds both classes.
+    return np.random.default_rng(args.seed).permutation(train_idx), test_idx
+
+
+def train(model, args, x_train, y_train, train_names, callbacks=()):
+    """Fit the lecture's CNN as the main job does, with early stopping on the validation loss:
+    plain (the last 10% of the training cells for validation) or, with --augment, on the
+    lecture's augmented batches with whole slides held out.  ``callbacks`` are added to the
+    early stopping (benchmarks/bench_main_job.py times the run against Keras through one).
+    Returns the History."""
+    early_stopping = EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
+    callbacks = [early_stopping, *callbacks]
+    if not args.augment:
+        return model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                         validation_split=0.1, callbacks=callbacks, verbose=args.verbose)
+    fit_idx, val_idx = validation_by_slide(train_names, y_train, args.seed)
+    print(f"augmented training on {len(fit_idx)} cells, validation on {len(val_idx)} cells of other slides",
+          flush=True)
+    batches = ImageDataGenerator(**LECTURE_AUGMENTATION).flow(x_train[fit_idx], y_train[fit_idx],
+                                                               batch_size=args.batch_size, seed=args.seed)
+    return model.fit(batches, epochs=args.epochs, shuffle=False, validation_data=(x_train[val_idx], y_train[val_idx]),
+                     callbacks=callbacks, verbose=args.verbose)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m fastconv.examples.malaria", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,9 +171,7 @@ def main(argv=None):
     x, y, names, source = load_data(args)
     print(f"{len(x)} cells ({int(np.sum(y == 0))} parasitized, {int(np.sum(y == 1))} uninfected), "
           f"{x.shape[1]}x{x.shape[2]}: {source}", flush=True)
-    train_idx, test_idx = malaria.split_by_slide(names, test_size=args.test_size, seed=args.seed, labels=y)
-    # Keras's validation_split takes the LAST fraction: shuffle so that it holds both classes.
-    train_idx = np.random.default_rng(args.seed).permutation(train_idx)
+    train_idx, test_idx = split(args, y, names)
     x_train, y_train, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
     n_slides = len({malaria.slide_of(n) for n in names[test_idx]})
     print(f"split by slide: {len(x_train)} training cells, {len(x_test)} test cells from {n_slides} "
@@ -167,19 +192,7 @@ def main(argv=None):
                         titles=[malaria.CLASS_NAMES[k] for k in y_test[:10]], ncols=5)
 
     t0 = time.perf_counter()
-    early_stopping = EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
-    if args.augment:
-        fit_idx, val_idx = validation_by_slide(names[train_idx], y_train, args.seed)
-        print(f"augmented training on {len(fit_idx)} cells, validation on {len(val_idx)} cells of other slides",
-              flush=True)
-        batches = ImageDataGenerator(**LECTURE_AUGMENTATION).flow(x_train[fit_idx], y_train[fit_idx],
-                                                                   batch_size=args.batch_size, seed=args.seed)
-        history = model.fit(batches, epochs=args.epochs, shuffle=False,
-                            validation_data=(x_train[val_idx], y_train[val_idx]),
-                            callbacks=[early_stopping], verbose=args.verbose)
-    else:
-        history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                            validation_split=0.1, callbacks=[early_stopping], verbose=args.verbose)
+    history = train(model, args, x_train, y_train, names[train_idx])
     train_seconds = time.perf_counter() - t0
     probabilities = model.predict(x_test, batch_size=args.batch_size, verbose=0)
     y_pred = (probabilities > 0.5).astype(int).reshape(y_test.shape)
