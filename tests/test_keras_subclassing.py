@@ -471,5 +471,42 @@ def test_non_trainable_state_of_the_keras_guide():
     my_sum(x)
     np.testing.assert_array_equal(my_sum(x), [4.0, 4.0])
     assert len(my_sum.weights) == 1 and my_sum.trainable_weights == []
-    with pytest.raises(NotImplementedError, match="add_loss"):
-        my_sum.add_loss(1.0)
+    with pytest.raises(ValueError, match="`add_loss\\(\\)` can only be called from inside `build\\(\\)` or `call\\(\\)`, "
+                                         "on a tensor input. Received invalid value: 1.0"):
+        my_sum.add_loss(1.0)          # as Keras: a Python number is not a tensor
+
+
+def _scaled_class(K):
+    class Scaled(K.layers.Layer):
+        """A factor computed from a weight alone, before it meets the inputs."""
+
+        def build(self, input_shape):
+            self.log_scale = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="log_scale")
+
+        def call(self, inputs):
+            scale = K.ops.exp(self.log_scale)
+            return inputs * scale
+
+    return Scaled
+
+
+def test_ops_on_weights_alone_follow_the_weights_and_train_as_keras(keras):
+    """ops on a weight in a traced call() are graph nodes: computed once at the trace they
+    would be a constant, blind to updates and without a gradient."""
+    x, y = _data(32, 3)
+    y = y.astype(np.float32)[:, None]
+    ours, theirs = (fk.Sequential([fk.Input((3,)), _scaled_class(fk)(), fk.layers.Dense(1)]),
+                    keras.Sequential([keras.Input((3,)), _scaled_class(keras)(), keras.layers.Dense(1)]))
+    ours.set_weights(theirs.get_weights())
+    ours.set_weights([np.log([1.0, 2.0, 4.0])] + ours.get_weights()[1:])      # after the trace of predict
+    ours.predict(x, verbose=0)
+    ours.set_weights([np.log([2.0, 2.0, 2.0])] + ours.get_weights()[1:])
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5)
+    for model, K in ((ours, fk), (theirs, keras)):
+        model.compile(K.optimizers.SGD(0.05), "mse")
+    ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    theirs.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    assert not np.allclose(ours.get_weights()[0], np.log(2.0))                 # log_scale trained
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

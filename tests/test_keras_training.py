@@ -222,6 +222,23 @@ def test_generator_ends_with_keras_warning_and_predict_evaluate_take_sources(tf)
     assert sequence.epochs_ended == 2
 
 
+def test_zero_steps_run_the_whole_source_as_keras(keras):
+    """Keras takes steps_per_epoch=0 and validation_steps=0 as None: the whole source (Geron's
+    Xception transfer computes validation_steps=int(0.15 * n / batch_size), 0 on a small set)."""
+    x, y = _data()
+    k_model, f_model = _dense(keras), _dense(fk)
+    k_hist, f_hist, k_batches, f_batches = _fit_both(
+        keras, k_model, f_model, lambda K: dict(optimizer="adam", loss="sparse_categorical_crossentropy"),
+        (x, y), dict(batch_size=16, epochs=2, steps_per_epoch=0, validation_data=(x[:20], y[:20]),
+                     validation_steps=0))
+    assert len(k_batches) == len(f_batches) == 2 * 3
+    np.testing.assert_allclose(f_hist["val_loss"], k_hist["val_loss"], rtol=1e-5)
+    assert f_model.evaluate(x, y, steps=0, verbose=0) == pytest.approx(k_model.evaluate(x, y, steps=0, verbose=0),
+                                                                      rel=1e-5)
+    _assert_same_run(_train(_Batches(x, y, 16), epochs=2, shuffle=False, steps_per_epoch=0),
+                     _train(_Batches(x, y, 16), epochs=2, shuffle=False))
+
+
 def test_batch_source_errors():
     x, y = _data()
     model = _dense(fk)
@@ -237,8 +254,11 @@ def test_batch_source_errors():
     with pytest.raises(ValueError, match=r"data is expected to be in format `x`, `\(x,\)`, `\(x, y\)`, or "
                                          r"`\(x, y, sample_weight\)`, found a tuple of 4"):
         model.fit(iter([(x, y, y, y)]), verbose=0)
-    with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer"):
-        model.fit(_endless(x, y, 16), steps_per_epoch=0, verbose=0)
+    with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer, 0 or None. "
+                                         "Received: steps_per_epoch=-1"):
+        model.fit(_endless(x, y, 16), steps_per_epoch=-1, verbose=0)
+    with pytest.raises(ValueError, match="validation_steps must be a positive integer, 0 or None"):
+        model.fit(x, y, validation_data=(x, y), validation_steps=1.5, verbose=0)
     with pytest.raises(ValueError, match="delivered no batch"):
         model.fit(iter([]), verbose=0)
 

@@ -26,6 +26,7 @@ from fastconv.keras import (
     ops,
     optimizers,
     preprocessing,
+    random,
     utils,
 )
 from fastconv.keras.layers import Input, Layer
@@ -33,4 +34,4 @@ from fastconv.keras.models import Model, Sequential
 
 __all__ = ["Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks", "config",
            "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "preprocessing",
-           "utils"]
+           "random", "utils"]

@@ -14,8 +14,8 @@ three flat lists in the model's order (inputs, targets per output, sample weight
 :class:`EpochIterator` walks a source epoch by epoch with Keras's rules for ``steps_per_epoch``:
 without it an epoch is the whole source (a fresh pass each epoch), or, for a source of unknown
 length, everything until it is exhausted; with it an epoch is that many batches taken from one
-iterator that continues across epochs.  A source that runs out early ends the epoch with Keras's
-"Your input ran out of data" warning.
+iterator that continues across epochs (0 is taken as None, as Keras takes it).  A source that
+runs out early ends the epoch with Keras's "Your input ran out of data" warning.
 """
 import math
 import warnings
@@ -341,8 +341,13 @@ class EpochIterator:
     shows (None: unknown)."""
 
     def __init__(self, source, steps, fn, steps_name="steps_per_epoch"):
-        if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1):
-            raise ValueError(f"{fn}: {steps_name} must be a positive integer or None. Received: {steps_name}={steps!r}")
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0):
+            raise ValueError(f"{fn}: {steps_name} must be a positive integer, 0 or None. "
+                             f"Received: {steps_name}={steps!r}")
+        if steps == 0:
+            # Keras's epoch iterator takes `steps or len(source)`: 0 is the whole source, as None (a
+            # program computing int(0.15 * n / batch_size) on a small dataset gets 0 and runs on).
+            steps = None
         if steps is None and getattr(source, "endless", False):
             raise ValueError(f"{fn}: the {source.kind} is infinite (e.g. built with .repeat()): pass {steps_name}=... "
                              "to say how many batches make an epoch")

@@ -62,8 +62,9 @@ def trace_call(layer, shapes, dtypes, training, strict=False):
     inputs = [InputLayer(batch_shape=shape, dtype=dtype if dtype in ("float32", "float64") else layer.dtype,
                          name=f"{layer.name}_input" + (f"_{i}" if len(shapes) > 1 else "")).output
               for i, (shape, dtype) in enumerate(zip(shapes, dtypes))]
+    losses = []
     try:
-        with tracing():
+        with tracing(losses, inputs):
             out = layer._invoke_call(inputs if layer._multiple_inputs else inputs[0], training)
         many = isinstance(out, (list, tuple))
         outputs = list(out) if many else [out]
@@ -71,7 +72,7 @@ def trace_call(layer, shapes, dtypes, training, strict=False):
             if not isinstance(t, KerasTensor):
                 raise TypeError(f'the call() of layer "{layer.name}" ({type(layer).__name__}) returned '
                                 f"{type(t).__name__}, not a tensor computed from its inputs")
-        graph = Graph(inputs, outputs, layer.name)
+        graph = Graph(inputs, outputs, layer.name, losses=losses)
         _check_tracked(layer, graph)
         return TracedCall(graph, many)
     except Exception as exc:  # noqa: BLE001 -- any failure of call() on symbolic tensors
@@ -86,10 +87,13 @@ def _producer(tensor):
 
 
 class Graph:
-    def __init__(self, inputs, outputs, owner):
+    def __init__(self, inputs, outputs, owner, losses=()):
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        for t in self.inputs + self.outputs:
+        # Scalar tensors that a traced call() gave add_loss(): computed with the outputs, added to
+        # the training loss, each given the gradient 1 in backprop.
+        self.losses = list(losses)
+        for t in self.inputs + self.outputs + self.losses:
             if not isinstance(t, KerasTensor) or t._keras_history is None:
                 raise TypeError(f'Model "{owner}": inputs and outputs must be symbolic tensors from Input() and '
                                 f"layer calls; received {t!r}")
@@ -114,7 +118,7 @@ class Graph:
                     visit(_producer(t))
             order.append(node)
 
-        for t in self.outputs:
+        for t in self.outputs + self.losses:
             visit(_producer(t))
         self.all_nodes = order
         # Nodes that compute (the input layers only hand over the data).
@@ -165,7 +169,7 @@ class Graph:
                     walk(_producer(t), on_path)
 
         visited = set()
-        for t in self.outputs:
+        for t in self.outputs + self.losses:     # the ops of added losses after the outputs' own
             walk(_producer(t), visited)
         # Depths from the outputs back: a node is one deeper than the deepest node reading it;
         # a layer called several times takes the depth of its deepest call.
@@ -184,14 +188,16 @@ class Graph:
         order = sorted(layers, key=lambda key: (-layer_depth[key], first_reached[key]))
         return [layers[key] for key in order]
 
-    def run(self, arrays, training=False, record=False, want_logits=False, context=None, observer=None):
+    def run(self, arrays, training=False, record=False, want_logits=False, context=None, observer=None,
+            loss_values=None):
         """(outputs, tape, logits): ``tape`` is the list of (node, cache) when ``record``; ``logits``
         holds, per output, the pre-activation of a sigmoid/softmax output layer (else None)
         when ``want_logits``.  ``context`` is added to the message of a layer's ValueError;
-        ``observer(node, outputs)`` sees every node's outputs."""
+        ``observer(node, outputs)`` sees every node's outputs; the values of the graph's losses
+        (add_loss) are appended to the list ``loss_values``, when given."""
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         pending = dict(self.readers)
-        keep = {id(t) for t in self.outputs}
+        keep = {id(t) for t in self.outputs + self.losses}
         tape = Tape(self) if record else None
         logits = {}
         for node in self.nodes:
@@ -229,6 +235,8 @@ class Graph:
             for t, value in zip(node.outputs, outs):
                 values[id(t)] = value
         outputs = [values[id(t)] for t in self.outputs]
+        if loss_values is not None:
+            loss_values.extend(values[id(t)] for t in self.losses)
         output_logits = [logits.get(id(node)) for node in self.output_nodes]
         return outputs, tape, output_logits
 
@@ -258,6 +266,9 @@ class Graph:
             grads[id(t)] = g
             if flag:
                 from_logits.add(id(node))
+        for t in self.losses:      # d(total loss) / d(an added loss) = 1
+            one = np.ones((), dtype=t.dtype)
+            grads[id(t)] = grads[id(t)] + one if id(t) in grads else one
         weight_grads = {}
         while tape:
             node, cache = tape.pop()

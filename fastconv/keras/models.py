@@ -73,10 +73,20 @@ class Model(Trainer, Layer):
         self._graph = None
         self._nested_outputs = False
         self._call_graphs = _CallGraphs(self) if self._subclassed else None
+        self._output_keys = None
         if inputs is not None:
             self._nested_outputs = isinstance(outputs, (list, tuple))
             ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-            outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+            if isinstance(outputs, dict):
+                # As Keras 3: the outputs in the order of their sorted keys (targets and losses
+                # given as lists follow it, logs take the keys' names), returned as a dict.
+                if not all(isinstance(k, str) for k in outputs):
+                    raise ValueError(f"Model: the keys of a dict of outputs must be strings. Received: {list(outputs)}")
+                self._output_keys = sorted(outputs)
+                self._output_dict_order = list(outputs)
+                outs = [outputs[k] for k in self._output_keys]
+            else:
+                outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
             self._set_graph(Graph(ins, outs, self.name))
 
     def _set_graph(self, graph):
@@ -129,7 +139,8 @@ class Model(Trainer, Layer):
     def output(self):
         if self._subclassed or not self.outputs:
             return Layer.output.fget(self)
-        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
+        return self._structured(self.outputs) if self._output_keys else (
+            self.outputs[0] if len(self.outputs) == 1 else self.outputs)
 
     @property
     def input_shape(self):
@@ -304,13 +315,18 @@ class Model(Trainer, Layer):
 
     def call(self, inputs, training=False):
         arrays = list(inputs) if self._multiple_inputs else [inputs]
-        outputs = self._graph_for(arrays[0].shape).run(arrays, training=bool(training),
+        added = []
+        outputs = self._graph_for(arrays[0].shape).run(arrays, training=bool(training), loss_values=added,
                                                       context=self._data_context(arrays[0]))[0]
-        return outputs if (len(outputs) > 1 or self._nested_outputs) else outputs[0]
+        self._added_losses = [float(v) for v in added]   # a subclassed model's own add_loss()
+        return self._structured(outputs, keep_list=self._nested_outputs)
 
     def forward(self, inputs, training=False):
         arrays = list(inputs) if self._multiple_inputs else [inputs]
-        outputs, tape, _ = self._graph_for(arrays[0].shape).run(arrays, training=training, record=True)
+        added = []
+        outputs, tape, _ = self._graph_for(arrays[0].shape).run(arrays, training=training, record=True,
+                                                                loss_values=added)
+        self._added_losses = [float(v) for v in added]
         return (outputs if len(outputs) > 1 else outputs[0]), tape
 
     def backward(self, tape, grad, need_input_grad=True):
@@ -357,7 +373,9 @@ class Model(Trainer, Layer):
                 "layers": [serialize_layer(layer) for layer in self.layers],
                 "nodes": [{"layer": n.layer.name, "inputs": [ref(t) for t in n.inputs]} for n in nodes],
                 "inputs": [ref(t) for t in self.inputs], "outputs": [ref(t) for t in self.outputs],
-                "nested_outputs": self._nested_outputs}
+                "nested_outputs": self._nested_outputs,
+                **({"output_keys": self._output_keys, "output_dict_order": self._output_dict_order}
+                   if self._output_keys else {})}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -382,8 +400,12 @@ class Model(Trainer, Layer):
             tensors.append(outs)
         inputs = [tensors[i][j] for i, j in config["inputs"]]
         outputs = [tensors[i][j] for i, j in config["outputs"]]
-        return Model(inputs if len(inputs) > 1 else inputs[0],
-                     outputs if config.get("nested_outputs") else outputs[0] if len(outputs) == 1 else outputs,
+        if config.get("output_keys"):
+            by_key = dict(zip(config["output_keys"], outputs))
+            outputs = {k: by_key[k] for k in config["output_dict_order"]}
+        elif not config.get("nested_outputs") and len(outputs) == 1:
+            outputs = outputs[0]
+        return Model(inputs if len(inputs) > 1 else inputs[0], outputs,
                      name=config["name"], trainable=config.get("trainable", True))
 
     def to_json(self, **kwargs):

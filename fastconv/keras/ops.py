@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from fastconv.keras import activations
-from fastconv.keras.layers.base import KerasTensor, Layer, Node, Variable, operation_name
+from fastconv.keras.layers.base import KerasTensor, Layer, Node, Variable, operation_name, tracing_under_way
 from fastconv.keras.layers.merging import _unbroadcast
 
 __all__ = ["abs", "absolute", "add", "cast", "clip", "concatenate", "convert_to_tensor", "divide", "elu", "equal",
@@ -110,9 +110,14 @@ def _operand(v, fn):
 
 
 def _apply(cls, fn, operands, **params):
-    """Run op ``cls`` on ``operands``: at once on arrays, as a graph node on symbolic tensors."""
+    """Run op ``cls`` on ``operands``: at once on arrays, as a graph node on symbolic tensors,
+    and on a layer's weights in a call() being traced (``ops.exp(self.log_scale)``): computed
+    at once there, it would be a constant of the trace, blind to every later update and without
+    a gradient."""
     operands = [_operand(v, fn) for v in operands]
-    if not any(isinstance(v, KerasTensor) for v in operands):
+    symbolic = any(isinstance(v, KerasTensor) for v in operands) or (
+        tracing_under_way() and any(isinstance(v, Variable) for v in operands))
+    if not symbolic:
         op = cls.__new__(cls)
         op.params = params
         return op.compute(*[np.asarray(_value(v)) if isinstance(v, Variable) else v for v in operands])
@@ -774,9 +779,21 @@ def cast(x, dtype):
     return _apply(Cast, "cast", [x], dtype=np.dtype(dtype))
 
 
+class SymbolicShape(tuple):
+    """The shape of a symbolic tensor (None for its unknown sizes), which remembers the tensor:
+    ``keras.random.normal(ops.shape(x))`` in a call() then draws x's shape at every run."""
+
+    def __new__(cls, tensor):
+        shape = super().__new__(cls, tensor.shape)
+        shape.tensor = tensor
+        return shape
+
+
 def shape(x):
     """The shape as a tuple (None for the unknown sizes of a symbolic tensor)."""
-    return tuple(x.shape) if isinstance(x, (KerasTensor, Variable)) else np.shape(x)
+    if isinstance(x, KerasTensor):
+        return SymbolicShape(x)
+    return tuple(x.shape) if isinstance(x, Variable) else np.shape(x)
 
 
 def convert_to_tensor(x, dtype=None):

@@ -73,8 +73,8 @@ def _flat_identifiers(value):
 
 def _has_regularizer(layer):
     """Whether a layer (or a layer it holds, or a model's layer) has a weight or activity
-    regularizer, i.e. may have ``losses``."""
-    if getattr(layer, "activity_regularizer", None) is not None or \
+    regularizer, or a call() that may add_loss(), i.e. may have ``losses``."""
+    if getattr(layer, "activity_regularizer", None) is not None or layer._traced_kind() or \
             any(getattr(w, "regularizer", None) is not None for w in layer.weights):
         return True
     inner = layer.layers if isinstance(layer, Trainer) else layer._sublayers()
@@ -248,7 +248,20 @@ class Trainer:
         return [t._keras_history[0].name for t in self.inputs] or [None]
 
     def _output_names(self):
-        return [t._keras_history[0].name for t in self.outputs] or [None]
+        """The names that the targets, losses, metrics and logs of the outputs go by: the keys of
+        a model built with a dict of outputs, else the output layers' names."""
+        keys = vars(self).get("_output_keys")
+        return list(keys) if keys else [t._keras_history[0].name for t in self.outputs] or [None]
+
+    def _structured(self, outputs, keep_list=False):
+        """The outputs (a list, in the model's order) as the model returns them: a dict for a
+        model built with a dict of outputs (in that dict's order), else the one array or the
+        list (a list of one too with ``keep_list``)."""
+        keys = vars(self).get("_output_keys")
+        if keys:
+            by_key = dict(zip(keys, outputs))
+            return {k: by_key[k] for k in self._output_dict_order}
+        return outputs[0] if len(outputs) == 1 and not keep_list else outputs
 
     def _output_layer(self, index=0):
         return self.outputs[index]._keras_history[0]
@@ -375,7 +388,7 @@ class Trainer:
     def losses(self):
         """The penalties of the model's layers (weight regularizers at the weights' current
         values, activity regularizers of the last call), as Keras's ``model.losses``."""
-        return [loss for layer in self.layers for loss in layer.losses]
+        return list(vars(self).get("_added_losses", ())) + [loss for layer in self.layers for loss in layer.losses]
 
     def _forward_and_loss(self, xs, ys, sws, training, fn):
         """(graph, outputs, tape, total loss (with the layers' penalties), per-output gradients,
@@ -383,8 +396,10 @@ class Trainer:
         graph = self._graph_for(xs[0].shape)
         if ys is None:
             raise ValueError(f"{fn}: the data have no targets y")
+        added = []     # the terms that a subclassed model's own call() gave add_loss()
         outputs, tape, logits = graph.run(xs, training=training, record=training, want_logits=True,
-                                          context=self._data_context(xs[0]))
+                                          context=self._data_context(xs[0]), loss_values=added)
+        self._added_losses = [float(v) for v in added]
         self._build_compiled(ys, outputs)
         total = 0.0
         grads, wrt_logits, values = [], [], []
@@ -405,7 +420,7 @@ class Trainer:
             grads.append(grad)
             wrt_logits.append(flag)
         # Keras logs the total: the outputs' losses plus the regularization penalties.
-        total += float(sum(loss for layer in self._penalized_layers for loss in layer.losses))
+        total += float(sum(self._added_losses) + sum(loss for layer in self._penalized_layers for loss in layer.losses))
         return graph, outputs, tape, total, grads, wrt_logits, values
 
     def _train_step(self, xs, ys, sws, where):
@@ -671,8 +686,8 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for ``x``, computed batch by batch in inference mode (an array, or
-        a list of arrays for a model with several outputs)."""
+        """The model's outputs for ``x``, computed batch by batch in inference mode (an array, a
+        list of arrays for a model with several outputs, a dict for one built with a dict)."""
         verbose = 1 if verbose == "auto" else verbose
         source, _ = self._source("predict", x, None, None, batch_size, False, steps)
         batches = EpochIterator(source, steps, "predict", "steps")
@@ -688,8 +703,7 @@ class Trainer:
         cbs.on_predict_end(None)
         if chunks is None:
             raise ValueError("predict: received no data (x has 0 samples)")
-        results = [np.concatenate(c, axis=0) for c in chunks]
-        return results[0] if len(results) == 1 else results
+        return self._structured([np.concatenate(c, axis=0) for c in chunks])
 
     # ------------------------------------------------------------------------------ on a batch
     def _one_batch(self, fn, x, y, sample_weight):
@@ -716,7 +730,7 @@ class Trainer:
         standardize = Standardizer("predict_on_batch", self._input_names(), self._output_names(), self.dtype)
         xs, _, _ = standardize(x, None, None)
         outputs = self._graph_for(xs[0].shape).run(xs, training=False, context=self._data_context(xs[0]))[0]
-        return outputs[0] if len(outputs) == 1 else outputs
+        return self._structured(outputs)
 
     # ------------------------------------------------------------- Keras 2 names, deprecated
     def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,

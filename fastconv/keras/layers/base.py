@@ -232,15 +232,35 @@ class KerasTensor(_TensorOperators):
 # traced by fastconv.keras is run eagerly by Keras, where its ops create no named objects, so
 # they must not take names ("add", "add_1", ...) from the global counters that name the layers.
 _traces_under_way = []
+# The losses that add_loss() gave in each call() being traced, and the call's inputs (the
+# innermost trace last).
+_losses_of_traces_under_way = []
+_inputs_of_traces_under_way = []
 
 
 @contextlib.contextmanager
-def tracing():
+def tracing(losses=None, inputs=()):
+    """Trace a call() of symbolic ``inputs``: ops are named by the trace's own counters, and the
+    symbolic losses the call() adds (add_loss) are appended to ``losses``."""
     _traces_under_way.append({})
+    _losses_of_traces_under_way.append(losses if losses is not None else [])
+    _inputs_of_traces_under_way.append(list(inputs))
     try:
         yield
     finally:
         _traces_under_way.pop()
+        _losses_of_traces_under_way.pop()
+        _inputs_of_traces_under_way.pop()
+
+
+def traced_call_inputs():
+    """The symbolic inputs of the call() being traced (empty outside a trace)."""
+    return _inputs_of_traces_under_way[-1] if _inputs_of_traces_under_way else []
+
+
+def tracing_under_way():
+    """Whether a call() is being traced on symbolic tensors."""
+    return bool(_traces_under_way)
 
 
 def operation_name(class_name):
@@ -501,15 +521,32 @@ class Layer:
         activity_regularizer on the output of its last call."""
         own = [w.regularizer(w.value) for w in self._weights
                if w.regularizer is not None and w.trainable and self.trainable]
-        return own + list(getattr(self, "_activity_losses", ())) + \
+        return own + list(getattr(self, "_activity_losses", ())) + list(vars(self).get("_added_losses", ())) + \
             [loss for layer in self._sublayers() for loss in layer.losses]
 
     def add_loss(self, loss):
-        """Refused: a loss added in call() would need its gradient through the traced graph,
-        which fastconv.keras does not compute; use a weight regularizer or activity_regularizer."""
-        raise NotImplementedError(f'Layer "{self.name}" ({type(self).__name__}): add_loss() is not supported by '
-                                  "fastconv.keras; use kernel_regularizer=/activity_regularizer= on the layers, or "
-                                  "add the term to the compiled loss")
+        """Add a term to the training loss from call(), as Keras's ``add_loss`` (a tensor that is
+        not a scalar is summed): training adds it to the loss of each step and differentiates it
+        through the traced call(); ``layer.losses`` holds the values of the last call.  It takes
+        a tensor computed in call(), from the inputs or the weights."""
+        if isinstance(loss, KerasTensor):
+            if not _losses_of_traces_under_way:
+                raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): add_loss() of a symbolic tensor works '
+                                 "in the call() of a layer or a subclassed model only (Keras 3 refuses it on a "
+                                 "functional model too)")
+            if loss.shape != ():
+                from fastconv.keras import ops
+                loss = ops.sum(loss)
+            _losses_of_traces_under_way[-1].append(loss)
+            return
+        if callable(loss):
+            raise TypeError(f'Layer "{self.name}" ({type(self).__name__}): add_loss() takes a tensor, not a callable '
+                            "(Keras 2's zero-argument loss functions are not supported, as in Keras 3)")
+        if not isinstance(loss, (np.ndarray, np.generic)):
+            raise ValueError("`add_loss()` can only be called from inside `build()` or `call()`, on a tensor input. "
+                             f"Received invalid value: {loss!r}")
+        # A call() running eagerly (layer(x) on arrays, or an inference pass): its value only.
+        vars(self).setdefault("_added_losses", []).append(float(np.sum(np.asarray(loss, dtype=np.float64))))
 
     @property
     def weights(self):
@@ -651,6 +688,7 @@ class Layer:
             training = _training_of_running_calls[-1] if _training_of_running_calls else False
         if _accepts_argument(type(self).call, "training"):
             kwargs["training"] = bool(training)
+        self._added_losses = []   # layer.losses holds the terms add_loss() gave in the last call
         _training_of_running_calls.append(bool(training))
         try:
             return self.call(inputs, *args, **kwargs)
@@ -696,8 +734,16 @@ class Layer:
         arrays = list(inputs) if self._multiple_inputs else [inputs]
         trace = self._trace([a.shape for a in arrays], [a.dtype for a in arrays], training)
         if trace.graph is None:
-            return self._invoke_call(inputs, training), trace
-        outputs, tape, _ = trace.graph.run(arrays, training=training, record=True)
+            outputs = self._invoke_call(inputs, training)
+            if training and self._added_losses:
+                raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): its call() adds a loss (add_loss) but '
+                                 "fastconv.keras could not trace it on symbolic tensors "
+                                 f"({type(trace.error).__name__}: {trace.error}), so the loss would have no "
+                                 "gradient. Write call() with fastconv.keras layers and fastconv.keras.ops.")
+            return outputs, trace
+        added = []
+        outputs, tape, _ = trace.graph.run(arrays, training=training, record=True, loss_values=added)
+        self._added_losses = [float(v) for v in added]
         return (outputs if trace.many else outputs[0]), tape
 
     def backward(self, cache, grad, need_input_grad=True):

@@ -269,8 +269,13 @@ def _model_config_to_keras(model, legacy):
         return out if (nested or len(out) > 1) else out[0]
 
     nested = getattr(model, "_nested_outputs", False)
+    if getattr(model, "_output_keys", None):    # a dict of outputs, as Keras writes it
+        by_key = dict(zip(model._output_keys, model.outputs))
+        output_layers = {k: history(by_key[k]) for k in model._output_dict_order}
+    else:
+        output_layers = refs(model.outputs, nested)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
-            "input_layers": refs(model.inputs, False), "output_layers": refs(model.outputs, nested)}
+            "input_layers": refs(model.inputs, False), "output_layers": output_layers}
 
 
 # ------------------------------------------------------------------------- layers, from Keras
@@ -527,7 +532,14 @@ def _functional_from_keras(ctx, config, name, trainable, depth):
         return (found[0], False) if len(found) == 1 else (found, True)
 
     inputs, _ = tensors(config.get("input_layers"), "input_layers")
-    outs, _ = tensors(config.get("output_layers"), "output_layers")
+    output_layers = config.get("output_layers")
+    if isinstance(output_layers, dict):           # Keras 3's dict of outputs
+        outs = {_expect(ctx, k, str, f"model {name!r}: output_layers key"):
+                tensors([v], f"output_layers[{k!r}]")[0] for k, v in output_layers.items()}
+        if any(t is None for t in outs.values()):
+            outs = None
+    else:
+        outs, _ = tensors(output_layers, "output_layers")
     if inputs is None or outs is None:
         raise ctx.error(f"model {name!r}: its inputs or outputs name tensors that the graph does not produce")
     try:
