@@ -45,10 +45,17 @@ from fastconv._version import __version__  # noqa: F401 (fastconv.__version__)
 
 def __getattr__(name):
     # ``tf.keras`` for programs that ``import fastconv as tf``; loaded on first use so that
-    # ``import fastconv`` stays light (fastconv.keras pulls in every layer).
-    if name == "keras":
-        import fastconv.keras
-        return fastconv.keras
+    # ``import fastconv`` stays light (fastconv.keras pulls in every layer).  Also TensorFlow's
+    # names of the array functions such programs call around their models (tf.expand_dims,
+    # tf.cast, tf.float32, tf.math, tf.config...: fastconv/_tensorflow_names.py).
+    import importlib
+
+    if name in ("keras", "image"):
+        return importlib.import_module(f"fastconv.{name}")
+    if not name.startswith("_"):
+        found = importlib.import_module("fastconv._tensorflow_names").lookup(name)
+        if found is not None:
+            return found
     raise AttributeError(f"module 'fastconv' has no attribute {name!r}")
 
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastconv.image import affine_transform
+from fastconv.image import affine_transform, nearest_indices, resize
 from fastconv.keras import backend
 from fastconv.keras.layers._arguments import standardize_data_format
 from fastconv.keras.layers.base import Layer, Variable
@@ -80,22 +80,11 @@ def _bilinear_weights(in_size, out_size):
     return weights
 
 
-def _nearest_indices(in_size, out_size):
-    """TensorFlow's nearest-neighbour resize with half-pixel centres: floor((i + 0.5) * in/out)."""
-    return np.minimum(np.floor((np.arange(out_size) + 0.5) * (in_size / out_size)).astype(np.int64), in_size - 1)
-
-
 def _resize_nhwc(x, height, width, interpolation):
-    """Resize an NHWC batch as ``tf.image.resize`` (no antialiasing)."""
-    n, h, w, c = x.shape
-    if (h, w) == (height, width):
+    """Resize an NHWC batch as ``tf.image.resize`` (no antialiasing), keeping its dtype."""
+    if tuple(x.shape[1:3]) == (height, width):
         return x
-    if interpolation == "nearest":
-        return x[:, _nearest_indices(h, height)][:, :, _nearest_indices(w, width)]
-    sh, sw = h / height, w / width
-    # Half-pixel centres as an affine map; 'nearest' fill is TensorFlow's clamping of the neighbours.
-    matrix = [[sh, 0.0, 0.5 * sh - 0.5], [0.0, sw, 0.5 * sw - 0.5]]
-    return affine_transform(x, matrix, order=1, fill_mode="nearest", output_shape=(height, width))
+    return resize(x, (height, width), method=interpolation, dtype=x.dtype).astype(x.dtype, copy=False)
 
 
 def _resize_nhwc_grad(grad, in_hw, interpolation):
@@ -105,7 +94,7 @@ def _resize_nhwc_grad(grad, in_hw, interpolation):
         return grad
     if interpolation == "nearest":
         out = np.zeros((grad.shape[0], h, w, grad.shape[3]), dtype=grad.dtype)
-        rows, cols = _nearest_indices(h, height), _nearest_indices(w, width)
+        rows, cols = nearest_indices(h, height), nearest_indices(w, width)
         np.add.at(out, (slice(None), rows[:, None], cols[None, :]), grad)
         return out
     rh, rw = _bilinear_weights(h, height).astype(grad.dtype), _bilinear_weights(w, width).astype(grad.dtype)
