@@ -134,9 +134,9 @@ def resize(images, size, method="bilinear", preserve_aspect_ratio=False, antiali
     Half-pixel centres, as TensorFlow 2: 'bilinear' interpolates between the four nearest pixels
     (the edges clamped) and returns ``dtype`` (float32, as TensorFlow; fastconv also computes
     in float64 if asked); 'nearest' takes the pixel whose centre is nearest and keeps the
-    dtype.  ``preserve_aspect_ratio``: the largest size
-    within ``size`` of the images' aspect ratio, as TensorFlow rounds it.  ``antialias`` (a
-    filter wider than the pixels when shrinking) is not implemented: True is refused.
+    dtype.  ``preserve_aspect_ratio``: the largest size within ``size`` of the images' aspect
+    ratio, as TensorFlow rounds it.  ``antialias`` (a filter wider than the pixels when
+    shrinking) is not implemented: True is refused.
     """
     fn = "resize"
     x = as_numeric_array(images, fn, "images")
