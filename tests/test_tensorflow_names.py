@@ -85,3 +85,27 @@ def test_bad_arguments():
         fastconv.nn.softmax(np.array([1, 2]))
     with pytest.raises(ValueError, match="central_crop: central_fraction must be within \\(0, 1\\]"):
         fastconv.image.central_crop(IMAGES, 0)
+
+
+def test_batches_and_layer_outputs_answer_numpy_as_tensorflows_tensors():
+    """The TensorFlow tutorials' plotting lines: ``images[i].numpy().astype("uint8")`` on a
+    dataset's batch and on an augmentation layer's output."""
+    import fastconv.keras as keras
+
+    tf = fastconv
+    x = rng.integers(0, 256, (10, 8, 8, 3)).astype(np.float32)
+    y = np.arange(10)
+    train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    for images, labels in train_ds.take(1):
+        first = images[0].numpy().astype("uint8")
+        assert type(first) is np.ndarray and first.shape == (8, 8, 3)
+        np.testing.assert_array_equal(first, x[0].astype("uint8"))
+        assert int(labels[1]) == 1 and labels.numpy().dtype == y.dtype
+    assert all(type(a) is np.ndarray for a in next(train_ds.as_numpy_iterator()))
+    data_augmentation = keras.Sequential([keras.layers.RandomFlip("horizontal")])
+    augmented = data_augmentation(x[:2], training=True)
+    assert augmented[0].numpy().shape == (8, 8, 3)
+    # predict returns plain arrays (as Keras 3 on any backend)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    assert type(model.predict(x, verbose=0)) is np.ndarray
+    assert model(x).numpy().shape == (10, 2)

@@ -113,3 +113,25 @@ def random_generator():
 def seed_generator(seed):
     global _generator
     _generator = np.random.default_rng(seed)
+
+
+class Tensor(np.ndarray):
+    """A NumPy array that also answers ``.numpy()``, as TensorFlow's tensors do: what calling a
+    layer or a model on data returns and what fastconv.keras's datasets yield, so that a
+    TensorFlow program's ``images[i].numpy().astype("uint8")`` runs.  It is a view (no copy);
+    ``np.asarray`` of it is the plain array, which fastconv's own code works on."""
+
+    def numpy(self):
+        """The plain NumPy array (a view)."""
+        return self.view(np.ndarray)
+
+
+def as_tensor(value):
+    """``value`` with its arrays (in tuples, lists and dicts) viewed as :class:`Tensor`."""
+    if isinstance(value, np.ndarray):
+        return value if isinstance(value, Tensor) else value.view(Tensor)
+    if isinstance(value, dict):
+        return {k: as_tensor(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(as_tensor(v) for v in value)
+    return value

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from fastconv.data import AUTOTUNE, INFINITE_CARDINALITY, UNKNOWN_CARDINALITY
+from fastconv.keras import backend
 
 # What AUTOTUNE means for a prefetch buffer: enough to overlap the next batches with training.
 AUTOTUNE_PREFETCH = 2
@@ -288,15 +289,19 @@ class Dataset:
             raise TypeError("The dataset length is unknown.")
         return n
 
-    def __iter__(self):
+    def _pass(self):
         with self._lock:
             key = (self._passes,)
             self._passes += 1
         return self._elements(key)
 
+    def __iter__(self):
+        """The elements, their arrays answering ``.numpy()`` as TensorFlow's tensors do."""
+        return (backend.as_tensor(element) for element in self._pass())
+
     def as_numpy_iterator(self):
-        """An iterator over the elements (already NumPy arrays)."""
-        return iter(self)
+        """An iterator over the elements as plain NumPy arrays."""
+        return self._pass()
 
     def __getitem__(self, index):
         """Element ``index`` of the current pass (Keras's PyDataset protocol; ``on_epoch_end``

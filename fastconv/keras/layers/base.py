@@ -679,7 +679,8 @@ class Layer:
         shapes = [a.shape for a in arrays] if self._multiple_inputs else arrays.shape
         self._maybe_build(shapes)
         self._check_input(shapes if self._multiple_inputs else [shapes])
-        return self._invoke_call(arrays, training, *args, **kwargs)
+        # Called on data, a layer returns arrays that also answer .numpy(), as TensorFlow's tensors.
+        return backend.as_tensor(self._invoke_call(arrays, training, *args, **kwargs))
 
     def _invoke_call(self, inputs, training, *args, **kwargs):
         """call(), given ``training`` only when its signature takes it (as Keras does); without
