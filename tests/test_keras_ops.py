@@ -230,3 +230,25 @@ def test_activation_ops_equal_keras_ops(tf, name):
         x = np.abs(x)
     theirs = getattr(tf.keras.ops, name)(x)
     np.testing.assert_allclose(getattr(ops, name)(x), np.asarray(theirs), rtol=2e-6, atol=1e-6)
+
+
+def test_constant_constructors_as_keras(keras):
+    cases = [("zeros", ((2, 3),), {}), ("ones", ((4,),), {"dtype": "int32"}), ("full", ((2,), 7.5), {}),
+             ("arange", (5,), {}), ("arange", (1.0, 4.0, 0.5), {}), ("arange", (2, 9, 3), {"dtype": "float32"}),
+             ("zeros_like", (np.ones((2, 2), np.int64),), {}), ("ones_like", (np.ones(3, np.float32),), {})]
+    for name, args, kwargs in cases:
+        ours, theirs = getattr(fk.ops, name)(*args, **kwargs), np.asarray(getattr(keras.ops, name)(*args, **kwargs))
+        assert ours.dtype == theirs.dtype, name
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_zeros_like_of_a_symbolic_tensor_is_a_node_without_gradient():
+    inputs = fk.Input((3,))
+    x = fk.layers.Dense(3)(inputs)
+    model = fk.Model(inputs, x + fk.ops.ones_like(x) + fk.ops.zeros_like(x))
+    data = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(data, verbose=0), model.layers[1](data) + 1, rtol=1e-6)
+    model.compile("sgd", "mse")
+    before = model.get_weights()[0].copy()
+    model.fit(data, data, verbose=0)      # the gradient passes the + and skips the constants
+    assert not np.allclose(model.get_weights()[0], before)

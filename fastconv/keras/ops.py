@@ -16,17 +16,18 @@ import math
 
 import numpy as np
 
-from fastconv.keras import activations
+from fastconv.keras import activations, backend
 from fastconv.keras.layers.base import KerasTensor, Layer, Node, Variable, operation_name, tracing_under_way
 from fastconv.keras.layers.merging import _unbroadcast
 
-__all__ = ["abs", "absolute", "add", "cast", "clip", "concatenate", "convert_to_tensor", "divide", "elu", "equal",
-           "erf", "exp", "expand_dims", "expm1", "gelu", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
-           "hard_swish", "leaky_relu", "less", "less_equal", "log", "log1p", "log_softmax", "logical_and",
-           "logical_not", "logical_or", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
-           "not_equal", "power", "relu", "relu6", "reshape", "selu", "shape", "sigmoid", "silu", "softmax", "softplus",
-           "softsign", "sqrt", "square", "squeeze", "stack", "subtract", "sum", "swish", "tanh", "transpose",
-           "true_divide", "where"]
+__all__ = ["abs", "absolute", "add", "arange", "cast", "clip", "concatenate", "convert_to_tensor", "divide", "elu",
+           "equal", "erf", "exp", "expand_dims", "expm1", "full", "gelu", "greater", "greater_equal",
+           "hard_sigmoid", "hard_silu", "hard_swish", "leaky_relu", "less", "less_equal", "log", "log1p",
+           "log_softmax", "logical_and", "logical_not", "logical_or", "matmul", "max", "maximum", "mean",
+           "min", "minimum", "multiply", "negative", "not_equal", "ones", "ones_like", "power", "relu",
+           "relu6", "reshape", "selu", "shape", "sigmoid", "silu", "softmax", "softplus", "softsign",
+           "sqrt", "square", "squeeze", "stack", "subtract", "sum", "swish", "tanh", "transpose",
+           "true_divide", "where", "zeros", "zeros_like"]
 
 
 # ------------------------------------------------------------------------------------ machinery
@@ -777,6 +778,42 @@ class Cast(Operation):
 
 def cast(x, dtype):
     return _apply(Cast, "cast", [x], dtype=np.dtype(dtype))
+
+
+# Constants: arrays at once (in floatx by default, as Keras); zeros_like / ones_like of a symbolic
+# tensor are graph nodes (without gradient: their values do not depend on their input's).
+ZerosLike = _elementwise("ZerosLike", np.zeros_like)
+OnesLike = _elementwise("OnesLike", np.ones_like)
+
+
+def zeros(shape, dtype=None):
+    return np.zeros(shape, dtype=np.dtype(dtype or backend.floatx()))
+
+
+def ones(shape, dtype=None):
+    return np.ones(shape, dtype=np.dtype(dtype or backend.floatx()))
+
+
+def full(shape, fill_value, dtype=None):
+    return np.full(shape, fill_value, dtype=np.dtype(dtype or backend.floatx()))
+
+
+def zeros_like(x, dtype=None):
+    out = _apply(ZerosLike, "zeros_like", [x])
+    return out if dtype is None else cast(out, dtype)
+
+
+def ones_like(x, dtype=None):
+    out = _apply(OnesLike, "ones_like", [x])
+    return out if dtype is None else cast(out, dtype)
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """As keras.ops.arange: int32 for integer arguments, floatx for floats (unless ``dtype``)."""
+    values = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is None:
+        dtype = "int32" if values.dtype.kind in "iu" else backend.floatx()
+    return values.astype(dtype)
 
 
 class SymbolicShape(tuple):
