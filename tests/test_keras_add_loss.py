@@ -66,19 +66,24 @@ def _models(K):
     return K.Model(inputs, K.layers.Dense(1)(x))
 
 
+def _train_both_and_compare(keras, k_model, f_model, optimizer, x, y, batch_size):
+    """Keras's initial weights in both, two epochs of mse each: the logs and weights agree."""
+    f_model.set_weights(k_model.get_weights())
+    for m, K in ((k_model, keras), (f_model, fk)):
+        m.compile(optimizer=optimizer(K), loss="mse")
+    k_hist = k_model.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0)
+    f_hist = f_model.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(f_hist.history["loss"], k_hist.history["loss"], rtol=1e-6)
+    for a, b in zip(f_model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+
+
 def test_training_with_added_losses_matches_keras(keras):
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((32, 5)), rng.standard_normal((32, 1))
     with floatx_of_both(keras, "float64"):
         k_model, f_model = _models(keras), _models(fk)
-        f_model.set_weights(k_model.get_weights())
-        for m, K in ((k_model, keras), (f_model, fk)):
-            m.compile(optimizer=K.optimizers.SGD(0.1), loss="mse")
-        k_hist = k_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-        f_hist = f_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-        np.testing.assert_allclose(f_hist.history["loss"], k_hist.history["loss"], rtol=1e-6)
-        for a, b in zip(f_model.get_weights(), k_model.get_weights()):
-            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+        _train_both_and_compare(keras, k_model, f_model, lambda K: K.optimizers.SGD(0.1), x, y, batch_size=8)
         f_loss = f_model.evaluate(x, y, batch_size=32, verbose=0)
         np.testing.assert_allclose(f_loss, k_model.evaluate(x, y, batch_size=32, verbose=0), rtol=1e-6)
         # evaluate's loss is the mse plus the added terms of that (single-batch) call
@@ -111,14 +116,7 @@ def test_a_subclassed_models_own_added_loss_trains_as_keras(keras):
         k_model, f_model = _vae_like(keras), _vae_like(fk)
         k_model(x[:1])
         f_model(x[:1])
-        f_model.set_weights(k_model.get_weights())
-        for m, K in ((k_model, keras), (f_model, fk)):
-            m.compile(optimizer=K.optimizers.Adam(0.01), loss="mse")
-        k_hist = k_model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
-        f_hist = f_model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
-        np.testing.assert_allclose(f_hist.history["loss"], k_hist.history["loss"], rtol=1e-6)
-        for a, b in zip(f_model.get_weights(), k_model.get_weights()):
-            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+        _train_both_and_compare(keras, k_model, f_model, lambda K: K.optimizers.Adam(0.01), x, y, batch_size=4)
         assert len(f_model.losses) == len(k_model.losses) == 1
 
 

@@ -61,22 +61,22 @@ def test_training_by_key_matches_keras(keras, form):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def _assert_same_dicts(a, b):
+    assert list(a) == list(b)
+    for key in b:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
 def test_keras_files_both_ways_keep_the_dict(keras, tmp_path):
     x, _ = _data()
     f_model = _model(fk)
     f_model.save(tmp_path / "ours.keras")
-    loaded_by_keras = keras.models.load_model(tmp_path / "ours.keras")
-    k_out, f_out = loaded_by_keras.predict(x, verbose=0), f_model.predict(x, verbose=0)
-    assert list(k_out) == list(f_out)
-    for key in f_out:
-        np.testing.assert_allclose(k_out[key], f_out[key], rtol=1e-5, atol=1e-6)
+    _assert_same_dicts(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
+                       f_model.predict(x, verbose=0))
     k_model = _model(keras)
     k_model.save(tmp_path / "theirs.keras")
-    ours = fk.models.load_model(tmp_path / "theirs.keras")
-    mine, theirs = ours.predict(x, verbose=0), k_model.predict(x, verbose=0)
-    assert list(mine) == list(theirs)
-    for key in theirs:
-        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, atol=1e-6)
+    _assert_same_dicts(fk.models.load_model(tmp_path / "theirs.keras").predict(x, verbose=0),
+                       k_model.predict(x, verbose=0))
     again = fk.models.model_from_json(f_model.to_json())
     assert list(again.predict(x, verbose=0)) == ["priority", "department"]
 
