@@ -272,6 +272,63 @@ def direct_output(out, data_format, shape_nhwc, compute_dtype, inputs):
     return np.empty(shape_nhwc, dtype=compute_dtype)
 
 
+class FilterGeometry:
+    """Validated arguments of a filter sliding over NHWC/NCHW images: layout, strides,
+    dilations, padding, and the sizes they give (``input_nhwc``, ``filter_shape``, ``pads`` =
+    (top, bottom, left, right), ``output_nhwc``).  A subclass names its filter's last axis and
+    says how many channels come out (conv2d's out_channels, depthwise's in x multiplier)."""
+
+    FILTER = "filters"                      # how messages call the filter argument
+    LAST_AXIS = "out_channels"              # the name of the filter's last axis
+
+    def output_channels(self, in_channels, last):
+        raise NotImplementedError
+
+    def check_sizes(self, fn):
+        """Limits of the kernels beyond the element counts (int32 lengths)."""
+
+    def __init__(self, fn, input_shape, filter_shape, strides, padding, data_format, dilations):
+        self.data_format = fmt = normalize_data_format(data_format, fn)
+        noun = self.FILTER
+        if len(input_shape) != 4:
+            raise ValueError(f"{fn}: input must be 4-D ({fmt}); received shape {tuple(input_shape)}")
+        if len(filter_shape) != 4:
+            raise ValueError(f"{fn}: {noun} must be 4-D [filter_height, filter_width, in_channels, {self.LAST_AXIS}]; "
+                             f"received shape {tuple(filter_shape)}")
+        self.strides = normalize_spatial(strides, fn, "strides", fmt)
+        self.dilations = normalize_spatial(dilations, fn, "dilations", fmt)
+        self.padding = normalize_padding(padding, fn, fmt)
+        n, h, w, c = input_shape if fmt == "NHWC" else (input_shape[0], *input_shape[2:], input_shape[1])
+        kh, kw, cin, last = filter_shape
+        if cin != c:
+            raise ValueError(f"{fn}: {noun} {'have' if noun.endswith('s') else 'has'} {cin} input channels but the "
+                             f"input has {c} (input shape {tuple(input_shape)} in {fmt}, {noun} shape "
+                             f"{tuple(filter_shape)})")
+        if kh < 1 or kw < 1:
+            raise ValueError(f"{fn}: filter height and width must be positive; received {noun} shape "
+                             f"{tuple(filter_shape)}")
+        self.input_nhwc = (n, h, w, c)
+        self.filter_shape = (kh, kw, cin, last)
+        oh, pt, pb = window_geometry(h, kh, self.strides[0], self.dilations[0], self.padding, 0)
+        ow, pl, pr = window_geometry(w, kw, self.strides[1], self.dilations[1], self.padding, 1)
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"{fn}: the filter (effective size "
+                f"{(kh - 1) * self.dilations[0] + 1}x{(kw - 1) * self.dilations[1] + 1} "
+                f"with dilations {self.dilations}) does not fit the padded input "
+                f"(input shape {tuple(input_shape)} in {fmt}, padding {padding!r})"
+            )
+        self.pads = (pt, pb, pl, pr)
+        self.output_nhwc = (n, oh, ow, self.output_channels(c, last))
+        check_elements(fn, "the input", self.input_nhwc)
+        check_elements(fn, "the result", self.output_nhwc, f" (padding={padding!r}, strides {self.strides})")
+        self.check_sizes(fn)
+
+    @property
+    def output_shape(self):
+        return layout_shape(self.output_nhwc, self.data_format)
+
+
 def check_int32(fn, **values):
     for name, v in values.items():
         if v > MAX_INT32:

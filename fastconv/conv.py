@@ -11,6 +11,7 @@ from fastconv import _conv
 from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
+    FilterGeometry,
     check_elements,
     check_int32,
     check_out,
@@ -19,11 +20,8 @@ from fastconv._validation import (
     float_dtypes,
     layout_shape,
     normalize_data_format,
-    normalize_padding,
-    normalize_spatial,
     shape_argument,
     to_nhwc,
-    window_geometry,
 )
 
 ALGORITHMS = ("auto", "direct", "im2col", "winograd")
@@ -140,51 +138,15 @@ def _conv_threads(geo):
     return threads_for(n * oh * ow * cout * kh * kw * cin, MULTIPLY_ADDS_PER_THREAD)
 
 
-class ConvGeometry:
+class ConvGeometry(FilterGeometry):
     """Validated arguments of a convolution: layouts, strides, dilations, padding, output size."""
 
-    def __init__(self, fn, input_shape, filter_shape, strides, padding, data_format, dilations):
-        self.data_format = fmt = normalize_data_format(data_format, fn)
-        if len(input_shape) != 4:
-            raise ValueError(f"{fn}: input must be 4-D ({fmt}); received shape {tuple(input_shape)}")
-        if len(filter_shape) != 4:
-            raise ValueError(
-                f"{fn}: filters must be 4-D [filter_height, filter_width, in_channels, out_channels]; "
-                f"received shape {tuple(filter_shape)}"
-            )
-        self.strides = normalize_spatial(strides, fn, "strides", fmt)
-        self.dilations = normalize_spatial(dilations, fn, "dilations", fmt)
-        self.padding = normalize_padding(padding, fn, fmt)
-        n, h, w, c = input_shape if fmt == "NHWC" else (input_shape[0], *input_shape[2:], input_shape[1])
-        kh, kw, cin, cout = filter_shape
-        if cin != c:
-            raise ValueError(
-                f"{fn}: filters have {cin} input channels but the input has {c} "
-                f"(input shape {tuple(input_shape)} in {fmt}, filters shape {tuple(filter_shape)})"
-            )
-        if kh < 1 or kw < 1:
-            raise ValueError(f"{fn}: filter height and width must be positive; received filters shape "
-                             f"{tuple(filter_shape)}")
-        self.input_nhwc = (n, h, w, c)
-        self.filter_shape = (kh, kw, cin, cout)
-        oh, pt, pb = window_geometry(h, kh, self.strides[0], self.dilations[0], self.padding, 0)
-        ow, pl, pr = window_geometry(w, kw, self.strides[1], self.dilations[1], self.padding, 1)
-        if oh < 1 or ow < 1:
-            raise ValueError(
-                f"{fn}: the filter (effective size "
-                f"{(kh - 1) * self.dilations[0] + 1}x{(kw - 1) * self.dilations[1] + 1} "
-                f"with dilations {self.dilations}) does not fit the padded input "
-                f"(input shape {tuple(input_shape)} in {fmt}, padding {padding!r})"
-            )
-        self.pads = (pt, pb, pl, pr)
-        self.output_nhwc = (n, oh, ow, cout)
-        check_elements(fn, "the input", self.input_nhwc)
-        check_elements(fn, "the result", self.output_nhwc, f" (padding={padding!r}, strides {self.strides})")
-        check_int32(fn, reduction_length=kh * kw * cin, out_channels=cout)
+    def output_channels(self, in_channels, last):
+        return last
 
-    @property
-    def output_shape(self):
-        return layout_shape(self.output_nhwc, self.data_format)
+    def check_sizes(self, fn):
+        kh, kw, cin, cout = self.filter_shape
+        check_int32(fn, reduction_length=kh * kw * cin, out_channels=cout)
 
 
 class ConvPlan:

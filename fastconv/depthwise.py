@@ -11,6 +11,7 @@ from fastconv import _depthwise
 from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
+    FilterGeometry,
     check_elements,
     check_int32,
     check_out,
@@ -19,62 +20,28 @@ from fastconv._validation import (
     float_dtypes,
     layout_shape,
     normalize_data_format,
-    normalize_padding,
-    normalize_spatial,
     shape_argument,
     to_nhwc,
-    window_geometry,
 )
 
 ACTIVATIONS = tuple(_depthwise.ACTIVATIONS)
 
 
-class _DepthwiseGeometry:
+class _DepthwiseGeometry(FilterGeometry):
     """Validated arguments of a depthwise convolution: layout, strides, dilations, padding, sizes."""
 
-    def __init__(self, fn, input_shape, filter_shape, strides, padding, data_format, dilations):
-        self.data_format = fmt = normalize_data_format("NHWC" if data_format is None else data_format, fn)
-        if len(input_shape) != 4:
-            raise ValueError(f"{fn}: input must be 4-D ({fmt}); received shape {tuple(input_shape)}")
-        if len(filter_shape) != 4:
-            raise ValueError(
-                f"{fn}: filter must be 4-D [filter_height, filter_width, in_channels, channel_multiplier]; "
-                f"received shape {tuple(filter_shape)}"
-            )
-        self.strides = normalize_spatial(strides, fn, "strides", fmt)
-        self.dilations = normalize_spatial(dilations, fn, "dilations", fmt)
-        self.padding = normalize_padding(padding, fn, fmt)
-        n, h, w, c = input_shape if fmt == "NHWC" else (input_shape[0], *input_shape[2:], input_shape[1])
-        kh, kw, cin, multiplier = filter_shape
-        if cin != c:
-            raise ValueError(
-                f"{fn}: filter has {cin} input channels but the input has {c} "
-                f"(input shape {tuple(input_shape)} in {fmt}, filter shape {tuple(filter_shape)})"
-            )
-        if kh < 1 or kw < 1:
-            raise ValueError(
-                f"{fn}: filter height and width must be positive; received filter shape {tuple(filter_shape)}"
-            )
-        self.input_nhwc = (n, h, w, c)
-        self.filter_shape = (kh, kw, cin, multiplier)
-        oh, pt, pb = window_geometry(h, kh, self.strides[0], self.dilations[0], self.padding, 0)
-        ow, pl, pr = window_geometry(w, kw, self.strides[1], self.dilations[1], self.padding, 1)
-        if oh < 1 or ow < 1:
-            eff_h, eff_w = (kh - 1) * self.dilations[0] + 1, (kw - 1) * self.dilations[1] + 1
-            raise ValueError(
-                f"{fn}: the filter (effective size {eff_h}x{eff_w} "
-                f"with dilations {self.dilations}) does not fit the padded input "
-                f"(input shape {tuple(input_shape)} in {fmt}, padding {padding!r})"
-            )
-        self.pads = (pt, pb, pl, pr)
-        self.output_nhwc = (n, oh, ow, c * multiplier)
-        check_elements(fn, "the input", self.input_nhwc)
-        check_elements(fn, "the result", self.output_nhwc, f" (padding={padding!r}, strides {self.strides})")
-        check_int32(fn, out_channels=c * multiplier)
+    FILTER = "filter"
+    LAST_AXIS = "channel_multiplier"
 
-    @property
-    def output_shape(self):
-        return layout_shape(self.output_nhwc, self.data_format)
+    def __init__(self, fn, input_shape, filter_shape, strides, padding, data_format, dilations):
+        super().__init__(fn, input_shape, filter_shape, strides, padding,
+                         "NHWC" if data_format is None else data_format, dilations)
+
+    def output_channels(self, in_channels, last):
+        return in_channels * last
+
+    def check_sizes(self, fn):
+        check_int32(fn, out_channels=self.output_nhwc[3])
 
     def kernel_args(self):
         """(geometry tuple, depth multiplier, threads) for the _depthwise kernels."""
