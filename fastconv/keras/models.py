@@ -73,7 +73,7 @@ class Model(Trainer, Layer):
         self._graph = None
         self._nested_outputs = False
         self._call_graphs = _CallGraphs(self) if self._subclassed else None
-        self._output_keys = None
+        self._output_dict_keys = None   # the keys, in the given order, of a dict of outputs
         if inputs is not None:
             self._nested_outputs = isinstance(outputs, (list, tuple))
             ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
@@ -82,9 +82,8 @@ class Model(Trainer, Layer):
                 # given as lists follow it, logs take the keys' names), returned as a dict.
                 if not all(isinstance(k, str) for k in outputs):
                     raise ValueError(f"Model: the keys of a dict of outputs must be strings. Received: {list(outputs)}")
-                self._output_keys = sorted(outputs)
-                self._output_dict_order = list(outputs)
-                outs = [outputs[k] for k in self._output_keys]
+                self._output_dict_keys = list(outputs)
+                outs = [outputs[k] for k in sorted(outputs)]
             else:
                 outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
             self._set_graph(Graph(ins, outs, self.name))
@@ -139,8 +138,7 @@ class Model(Trainer, Layer):
     def output(self):
         if self._subclassed or not self.outputs:
             return Layer.output.fget(self)
-        return self._structured(self.outputs) if self._output_keys else (
-            self.outputs[0] if len(self.outputs) == 1 else self.outputs)
+        return self._structured(self.outputs)
 
     @property
     def input_shape(self):
@@ -374,8 +372,7 @@ class Model(Trainer, Layer):
                 "nodes": [{"layer": n.layer.name, "inputs": [ref(t) for t in n.inputs]} for n in nodes],
                 "inputs": [ref(t) for t in self.inputs], "outputs": [ref(t) for t in self.outputs],
                 "nested_outputs": self._nested_outputs,
-                **({"output_keys": self._output_keys, "output_dict_order": self._output_dict_order}
-                   if self._output_keys else {})}
+                **({"output_keys": self._output_dict_keys} if self._output_dict_keys else {})}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -400,9 +397,9 @@ class Model(Trainer, Layer):
             tensors.append(outs)
         inputs = [tensors[i][j] for i, j in config["inputs"]]
         outputs = [tensors[i][j] for i, j in config["outputs"]]
-        if config.get("output_keys"):
-            by_key = dict(zip(config["output_keys"], outputs))
-            outputs = {k: by_key[k] for k in config["output_dict_order"]}
+        if config.get("output_keys"):     # the saved outputs are in the sorted keys' order
+            by_key = dict(zip(sorted(config["output_keys"]), outputs))
+            outputs = {k: by_key[k] for k in config["output_keys"]}
         elif not config.get("nested_outputs") and len(outputs) == 1:
             outputs = outputs[0]
         return Model(inputs if len(inputs) > 1 else inputs[0], outputs,

@@ -250,17 +250,17 @@ class Trainer:
     def _output_names(self):
         """The names that the targets, losses, metrics and logs of the outputs go by: the keys of
         a model built with a dict of outputs, else the output layers' names."""
-        keys = vars(self).get("_output_keys")
-        return list(keys) if keys else [t._keras_history[0].name for t in self.outputs] or [None]
+        keys = vars(self).get("_output_dict_keys")
+        return sorted(keys) if keys else [t._keras_history[0].name for t in self.outputs] or [None]
 
     def _structured(self, outputs, keep_list=False):
         """The outputs (a list, in the model's order) as the model returns them: a dict for a
         model built with a dict of outputs (in that dict's order), else the one array or the
         list (a list of one too with ``keep_list``)."""
-        keys = vars(self).get("_output_keys")
+        keys = vars(self).get("_output_dict_keys")
         if keys:
-            by_key = dict(zip(keys, outputs))
-            return {k: by_key[k] for k in self._output_dict_order}
+            by_key = dict(zip(sorted(keys), outputs))
+            return {k: by_key[k] for k in keys}
         return outputs[0] if len(outputs) == 1 and not keep_list else outputs
 
     def _output_layer(self, index=0):

@@ -269,9 +269,8 @@ def _model_config_to_keras(model, legacy):
         return out if (nested or len(out) > 1) else out[0]
 
     nested = getattr(model, "_nested_outputs", False)
-    if getattr(model, "_output_keys", None):    # a dict of outputs, as Keras writes it
-        by_key = dict(zip(model._output_keys, model.outputs))
-        output_layers = {k: history(by_key[k]) for k in model._output_dict_order}
+    if getattr(model, "_output_dict_keys", None):    # a dict of outputs, as Keras writes it
+        output_layers = {k: history(t) for k, t in model._structured(model.outputs).items()}
     else:
         output_layers = refs(model.outputs, nested)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
