@@ -22,6 +22,7 @@ except ImportError as exc:  # running from a source folder whose kernels were ne
         "to work on the source, `pip install --no-build-isolation -e .`) and do not run Python "
         f"from a source checkout that shadows the installed package. ({exc})"
     ) from exc
+from fastconv._buffers import buffer_cache_bytes, set_buffer_cache_limit
 from fastconv._threads import get_num_threads, set_num_threads
 from fastconv.elementwise import bias_add, bias_add_grad, relu_grad
 from fastconv.conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input, conv2d_transpose
@@ -64,6 +65,7 @@ __all__ = [
     "avg_pool2d_grad",
     "bias_add",
     "bias_add_grad",
+    "buffer_cache_bytes",
     "conv2d",
     "conv2d_backprop_filter",
     "conv2d_backprop_input",
@@ -82,6 +84,7 @@ __all__ = [
     "relu_grad",
     "openmp_enabled",
     "random",
+    "set_buffer_cache_limit",
     "set_num_threads",
     "simd_isa",
 ]

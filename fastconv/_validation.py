@@ -9,6 +9,8 @@ import operator
 
 import numpy as np
 
+from fastconv import _buffers
+
 DATA_FORMATS = ("NHWC", "NCHW")
 
 # Largest reduction length or channel count the micro-kernels take (their counters are C ints),
@@ -269,7 +271,7 @@ def direct_output(out, data_format, shape_nhwc, compute_dtype, inputs):
         and not any(np.shares_memory(out, a) for a in inputs)
     ):
         return out
-    return np.empty(shape_nhwc, dtype=compute_dtype)
+    return _buffers.empty(shape_nhwc, compute_dtype)
 
 
 class FilterGeometry:

@@ -2,7 +2,7 @@
 and its gradient (``BiasAddGrad``), and the gradient of a ReLU (``ReluGrad``)."""
 import numpy as np
 
-from fastconv import _elementwise
+from fastconv import _buffers, _elementwise
 from fastconv._threads import ELEMENTS_PER_THREAD, threads_for
 from fastconv._validation import as_numeric_array, float_dtypes
 
@@ -46,7 +46,7 @@ def bias_add(value, bias, data_format=None, name=None, *, relu=False):
                          f"on axis {axis} (value shape {x.shape}, data_format={data_format!r})")
     compute, result_dtype = float_dtypes(fn, x, b)
     xc = np.ascontiguousarray(x, dtype=compute)
-    y = np.empty(x.shape, dtype=compute)
+    y = _buffers.empty(x.shape, compute)
     _elementwise.bias_add(_as_3d(xc, axis), np.ascontiguousarray(b, dtype=compute), _as_3d(y, axis),
                           relu, threads_for(x.size, ELEMENTS_PER_THREAD))
     return y.astype(result_dtype, copy=False)
@@ -82,6 +82,6 @@ def relu_grad(gradients, features, name=None):
     compute, result_dtype = float_dtypes(fn, g, f)
     gc = np.ascontiguousarray(g, dtype=compute).reshape(-1)
     fc_ = np.ascontiguousarray(f, dtype=compute).reshape(-1)
-    out = np.empty(g.shape, dtype=compute)
+    out = _buffers.empty(g.shape, compute)
     _elementwise.relu_grad(gc, fc_, out.reshape(-1), threads_for(out.size, ELEMENTS_PER_THREAD))
     return out.astype(result_dtype, copy=False)

@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from fastconv import _warp
+from fastconv import _buffers, _warp
 from fastconv._threads import get_num_threads
 from fastconv._validation import as_numeric_array, float_dtypes
 
@@ -113,7 +113,7 @@ def affine_transform(images, matrices, order=1, fill_mode="nearest", cval=0.0, o
         # (the kernel would read a pixel that does not exist).
         out = np.full((n, h, w, c), cval, dtype=compute)
     else:
-        out = np.empty((n, h, w, c), dtype=compute)
+        out = _buffers.empty((n, h, w, c), compute)
         _warp.affine_warp(src, out, m, int(order), mode, cval, get_num_threads())
     shape = {4: (n, h, w, c), 3: (h, w, c), 2: (h, w)}[x.ndim]
     return out.reshape(shape).astype(result_dtype, copy=False)

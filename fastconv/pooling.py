@@ -8,7 +8,7 @@ NCHW is accepted too (TensorFlow's CPU kernels take only NHWC); it is transposed
 """
 import numpy as np
 
-from fastconv import _pooling
+from fastconv import _buffers, _pooling
 from fastconv._threads import ELEMENTS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
@@ -131,8 +131,8 @@ def max_pool_with_argmax(input, ksize, strides, padding, data_format="NHWC", out
         raise ValueError(f"{fn}: indices up to {n * h * w * c} do not fit output_dtype int32; use int64")
     compute, result_dtype = float_dtypes(fn, x)
     xc = to_nhwc(x, "NHWC", compute)
-    y = np.empty(geo.output_nhwc, dtype=compute)
-    argmax = np.empty(geo.output_nhwc, dtype=np.int32)
+    y = _buffers.empty(geo.output_nhwc, compute)
+    argmax = _buffers.empty(geo.output_nhwc, np.int32)
     _pooling.max_pool(geo.plan, xc, y, argmax)
     argmax = argmax.astype(output_dtype, copy=False)
     if include_batch_in_index:
@@ -203,8 +203,8 @@ def max_pool2d_grad(orig_input, orig_output, grad, ksize, strides, padding, data
     xc = to_nhwc(x, geo.data_format, compute)
     gc = to_nhwc(g, geo.data_format, compute)
     _check_argmax_size(fn, geo)
-    argmax = np.empty(geo.output_nhwc, dtype=np.int32)
-    _pooling.max_pool(geo.plan, xc, np.empty(geo.output_nhwc, dtype=compute), argmax)
+    argmax = _buffers.empty(geo.output_nhwc, np.int32)
+    _pooling.max_pool(geo.plan, xc, _buffers.empty(geo.output_nhwc, compute), argmax)
     dx = direct_output(out, geo.data_format, geo.input_nhwc, compute, (x, g))
     _pooling.pool_backward(geo.plan, gc, argmax, dx)
     return deliver(dx, geo.data_format, result_dtype, out)
