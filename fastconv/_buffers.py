@@ -15,6 +15,8 @@ with ``np.empty``).
 The cache holds at most ``limit`` bytes, in use or idle (set_buffer_cache_limit; by default an
 eighth of physical memory, or ``FASTCONV_BUFFER_CACHE_BYTES``); past it the least recently used
 idle buffers are dropped, and a request that still does not fit gets a plain ``np.empty``.
+Idle buffers long unasked for are dropped too (STALE_AFTER), so that memory of shapes no longer
+in use does not stay held up to the limit.
 Arrays below ``MIN_BYTES`` always do: the allocator keeps those in its heap already.
 """
 import os
@@ -24,6 +26,10 @@ import threading
 import numpy as np
 
 MIN_BYTES = 1 << 20
+# A training step asks for a few dozen large arrays, the same ones every step; a buffer nobody
+# asked for in this many requests belongs to shapes gone by (another model, other image sizes),
+# and is let go at the next request that the cache cannot serve.
+STALE_AFTER = 4096
 
 
 def _default_limit():
@@ -68,13 +74,12 @@ class _Cache:
             return buffer
 
     def make_room(self, nbytes):
-        """Drop idle buffers, least recently used first, until nbytes more fit under the limit."""
-        if self.held + nbytes <= self.limit:
-            return True
+        """Drop idle buffers that have gone unused for STALE_AFTER requests, then more of the idle
+        ones, least recently used first, until nbytes more fit under the limit."""
         idle = sorted(((size, entry) for size, group in self.entries.items() for entry in group
                        if self.references(entry) == IDLE_REFERENCES), key=lambda item: item[1][1])
         for size, entry in idle:
-            if self.held + nbytes <= self.limit:
+            if self.held + nbytes <= self.limit and self.clock - entry[1] <= STALE_AFTER:
                 break
             self.drop(size, entry)
         return self.held + nbytes <= self.limit

@@ -79,6 +79,19 @@ def test_the_cache_holds_at_most_its_limit_dropping_the_least_recently_used(cach
     assert address(b) in (where_a, where_b) and not np.shares_memory(b, c)
 
 
+def test_buffers_long_unasked_for_are_let_go(cache_limit, monkeypatch):
+    monkeypatch.setattr(_buffers, "STALE_AFTER", 3)
+    old = _buffers.empty((BIG,), np.float32)
+    del old
+    for _ in range(3):
+        used = _buffers.empty((2 * BIG,), np.float32)  # served by the cache after the first
+        del used
+    assert fastconv.buffer_cache_bytes() == 3 * BIG * 4
+    kept = _buffers.empty((2 * BIG,), np.float32)
+    _buffers.empty((3 * BIG,), np.float32)  # a miss: the stale buffer goes, the one in use stays
+    assert fastconv.buffer_cache_bytes() == (2 + 3) * BIG * 4 and kept.shape == (2 * BIG,)
+
+
 def test_limit_zero_turns_the_cache_off_and_lets_go(cache_limit):
     keep = _buffers.empty((BIG,), np.float32)
     keep[:] = 3.0
