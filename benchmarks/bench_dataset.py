@@ -3,6 +3,7 @@
     python benchmarks/bench_dataset.py                    # the malaria cells (16,000 PNGs), 3 rounds
     python benchmarks/bench_dataset.py --quick            # 1,000 of them, 3 rounds
     python benchmarks/bench_dataset.py --data-dir DIR --per-class 2000 --rounds 5
+    python benchmarks/bench_dataset.py --augment          # + RandomFlip, RandomRotation in map
 
 Both datasets are made with the same arguments (image_size 100x100, batch_size 32, shuffle with
 seed 0, as the lecture's programs) and read for one whole epoch in the same process, the two
@@ -14,6 +15,11 @@ of as many threads as fastconv uses).
 fastconv's batches are NumPy arrays, Keras's are tf.Tensors read without conversion.  A subset
 (``--per-class`` files of each class folder, the first in name order) is read through a temporary
 folder of symbolic links.  TensorFlow is optional (without it, fastconv alone is timed).
+
+``--augment`` times the epoch as the Keras tutorials augment it: each library's
+``Sequential([RandomFlip("horizontal"), RandomRotation(0.1)])`` applied to every batch in
+``map(lambda x, y: (augment(x, training=True), y))`` (tf.data with ``num_parallel_calls=AUTOTUNE``
+and ``prefetch(AUTOTUNE)``, as the tutorials write it; fastconv's ``prefetch`` likewise).
 """
 import argparse
 import os
@@ -44,6 +50,16 @@ def subset_folder(data_dir, per_class, into):
     return into
 
 
+def augmented(ds, keras_module, tf=None):
+    """``ds`` with the tutorials' augmentation mapped over its batches (tf.data: in parallel)."""
+    augment = keras_module.Sequential([keras_module.layers.RandomFlip("horizontal", seed=0),
+                                       keras_module.layers.RandomRotation(0.1, seed=0)])
+    if tf is None:
+        return ds.map(lambda x, y: (augment(x, training=True), y)).prefetch(1)
+    return ds.map(lambda x, y: (augment(x, training=True), y),
+                  num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 def epoch_seconds(ds):
     """(wall seconds, CPU seconds of the whole process, images) of one pass over ``ds``."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -61,6 +77,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="500 files per class")
     parser.add_argument("--same-threads", action="store_true",
                         help="give tf.data a private pool of fastconv's number of threads")
+    parser.add_argument("--augment", action="store_true",
+                        help="map RandomFlip + RandomRotation(0.1) over the batches, as the Keras tutorials")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or malaria.default_data_dir()
     if data_dir is None:
@@ -70,14 +88,19 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         folder = subset_folder(str(data_dir), per_class, os.path.join(tmp, "cells")) if per_class else str(data_dir)
         contenders = {"fastconv": image_dataset_from_directory(folder, **ARGS)}
+        if args.augment:
+            import fastconv.keras
+
+            contenders["fastconv"] = augmented(contenders["fastconv"], fastconv.keras)
         if tf is not None:
             keras_ds = tf.keras.utils.image_dataset_from_directory(folder, **ARGS)
             if args.same_threads:
                 options = tf.data.Options()
                 options.threading.private_threadpool_size = fc.get_num_threads()
                 keras_ds = keras_ds.with_options(options)
-            contenders["keras"] = keras_ds
-        print(f"one epoch of image_dataset_from_directory({folder}, image_size=100x100, batch_size=32), "
+            contenders["keras"] = augmented(keras_ds, tf.keras, tf) if args.augment else keras_ds
+        print(f"one epoch of image_dataset_from_directory({folder}, image_size=100x100, batch_size=32)"
+              f"{' + RandomFlip, RandomRotation(0.1)' if args.augment else ''}, "
               f"{args.rounds} rounds, fastconv with {fc.get_num_threads()} threads, tf.data with "
               f"{fc.get_num_threads() if args.same_threads else 'its own'} threads", flush=True)
         times = {name: [] for name in contenders}
@@ -98,6 +121,7 @@ def main(argv=None):
             line += (f"   ratio keras/fastconv: wall {wall['keras'] / wall['fastconv']:.2f}, "
                      f"CPU {cpu_time['keras'] / cpu_time['fastconv']:.2f}")
         print(line, flush=True)
+    return times
 
 
 if __name__ == "__main__":
