@@ -437,7 +437,17 @@ def _interruptible_model():
     return model
 
 
-def test_ctrl_c_stops_at_a_step_boundary_and_runs_on_train_end(tmp_path):
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own Ctrl-C handler for the test, as in a program run from a terminal: a process
+    started in the background of a non-interactive shell (nohup ... &) inherits SIGINT ignored,
+    and Python then installs no handler (fit rightly raises nothing there)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_runs_on_train_end(tmp_path, python_sigint_handler):
     """SIGINT at a random time during fit: every weight and optimizer state is the one after a
     whole number of steps (never between two), on_train_end ran, the KeyboardInterrupt reached
     the caller."""
