@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from contenders import load_tensorflow  # noqa: E402
 
 import fastconv as fc  # noqa: E402
+import fastconv.keras as fk  # noqa: E402
 from fastconv.datasets import malaria  # noqa: E402
 from fastconv.keras.image_dataset import image_dataset_from_directory  # noqa: E402
 
@@ -89,9 +90,7 @@ def main(argv=None):
         folder = subset_folder(str(data_dir), per_class, os.path.join(tmp, "cells")) if per_class else str(data_dir)
         contenders = {"fastconv": image_dataset_from_directory(folder, **ARGS)}
         if args.augment:
-            import fastconv.keras
-
-            contenders["fastconv"] = augmented(contenders["fastconv"], fastconv.keras)
+            contenders["fastconv"] = augmented(contenders["fastconv"], fk)
         if tf is not None:
             keras_ds = tf.keras.utils.image_dataset_from_directory(folder, **ARGS)
             if args.same_threads:

@@ -14,10 +14,10 @@ with ``np.empty``).
 
 The cache holds at most ``limit`` bytes, in use or idle (set_buffer_cache_limit; by default an
 eighth of physical memory, or ``FASTCONV_BUFFER_CACHE_BYTES``); past it the least recently used
-idle buffers are dropped, and a request that still does not fit gets a plain ``np.empty``.
-Idle buffers long unasked for are dropped too (STALE_AFTER), so that memory of shapes no longer
-in use does not stay held up to the limit.
-Arrays below ``MIN_BYTES`` always do: the allocator keeps those in its heap already.
+idle buffers are dropped, and a request that still does not fit gets a plain ``np.empty``, as
+do arrays below ``MIN_BYTES`` (the allocator keeps those in its heap already).  Idle buffers long
+unasked for are dropped too (STALE_AFTER), so that memory of shapes no longer in use does not
+stay held up to the limit.
 """
 import os
 import sys
