@@ -331,8 +331,9 @@ def main(argv=None):
     lines += [f"| {s} | {t * 1e9:.1f} |" for s, t in by_size]
     lines += ["", "## Whole networks (benchmarks/bench_networks.py, fresh process)", "",
               "`predict_on_batch` images/s with Keras's random weights, the same in every contender; "
-              "`fastconv frozen` is `fastconv.keras.inference.InferenceModel` (BatchNormalization folded "
-              "into the convolutions). Training step: `train_on_batch` with Adam.", "", networks]
+              "fastconv's runs through the model's frozen `fastconv.keras.inference.InferenceModel` "
+              "(BatchNormalization folded into the convolutions; bias, ReLU and the residual adds in "
+              "their epilogue). Training step: `train_on_batch` with Adam.", "", networks]
     lines += ["", "![chart](report.png)", ""]
     report = "\n".join(lines)
     with open(os.path.join(args.out, "report.md"), "w") as f:

@@ -147,3 +147,11 @@ def residual_model(K=None, dtype=None):
     z = K.layers.ReLU(**kw)(K.layers.Add(**kw)([x, y]))
     z = K.layers.GlobalAveragePooling2D(**kw)(z)
     return K.Model(i, K.layers.Dense(3, activation="softmax", **kw)(z), **kw)
+
+
+def predict_layer_by_layer(model, x):
+    """``model.predict_on_batch(x)`` computed layer by layer, as a model that is not frozen runs:
+    the reference of the InferenceModel tests (predict itself runs through an InferenceModel)."""
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    xs = [np.asarray(a, model.dtype) for a in xs]
+    return model._structured(model._graph_for(xs[0].shape).run(xs, training=False)[0])

@@ -2,6 +2,7 @@
 tests/ on the path): same weights -> same outputs, same gradients of the inputs and of the
 weights (tf.GradientTape against the layer's forward/backward), same configuration keys; and the
 finite-difference check of a layer's backward()."""
+import contextlib
 import json
 
 import numpy as np
@@ -102,11 +103,13 @@ def check_gradients(layer, inputs, training=True, seed=0):
 
     arrays = inputs if isinstance(inputs, list) else [inputs]
     grads = dx if isinstance(inputs, list) else [dx]
-    pairs = list(zip(arrays, grads)) + [(v.value, wgrads[v]) for v in layer.trainable_weights]
     assert set(wgrads) == set(layer.trainable_weights)
-    for arr, analytic in pairs:
-        assert analytic.shape == arr.shape
-        scale = max(1.0, float(np.abs(analytic).max()))
-        for index in _sample(arr.shape, rng):
-            numeric = _central_difference(loss, arr, index)
-            assert abs(numeric - analytic[index]) <= 1e-7 * scale, (layer.name, index, numeric, analytic[index])
+    with contextlib.ExitStack() as writable:  # the weights' arrays are read-only otherwise
+        weights = [writable.enter_context(v._writable()) for v in layer.trainable_weights]
+        pairs = list(zip(arrays, grads)) + list(zip(weights, [wgrads[v] for v in layer.trainable_weights]))
+        for arr, analytic in pairs:
+            assert analytic.shape == arr.shape
+            scale = max(1.0, float(np.abs(analytic).max()))
+            for index in _sample(arr.shape, rng):
+                numeric = _central_difference(loss, arr, index)
+                assert abs(numeric - analytic[index]) <= 1e-7 * scale, (layer.name, index, numeric, analytic[index])

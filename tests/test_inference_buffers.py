@@ -1,11 +1,11 @@
 """fastconv.keras.inference.InferenceModel: the buffers kept between calls and handed from tensor to
-tensor, and the residual Add in the convolution's epilogue, against predict_on_batch."""
+tensor, and the residual Add in the convolution's epilogue, against the layer by layer predict."""
 import threading
 
 import numpy as np
 
 from fastconv.keras import Input, Model, layers
-from _helpers import randomise_batch_norms
+from _helpers import predict_layer_by_layer, randomise_batch_norms
 from fastconv.keras.inference import InferenceModel, _fold
 
 
@@ -40,7 +40,7 @@ def test_repeated_calls_match_predict_and_own_their_results():
     results = [frozen(x) for x in xs]
     for x, x0, (v, t) in zip(xs, kept, results):
         np.testing.assert_array_equal(x, x0)  # the input is never written (not even as a residual)
-        ev, et = model.predict_on_batch(x)
+        ev, et = predict_layer_by_layer(model, x)
         assert relative_error(v, ev) <= 1e-5 and relative_error(t, et) <= 1e-5
     # results of earlier calls are not buffers that later calls wrote over
     again = frozen(xs[0])
@@ -70,7 +70,7 @@ def test_winograd_layers_add_their_residual_after_the_kernel():
     xs = rng.standard_normal((1, 32, 32, 16)).astype(np.float32)
     step = _fold(model._graph_for(xs.shape))[0]
     assert len(step.inputs) == 2 and step._plan(xs)[0].algorithm == "winograd"
-    assert relative_error(frozen(xs), model.predict_on_batch(xs)) <= 1e-5
+    assert relative_error(frozen(xs), predict_layer_by_layer(model, xs)) <= 1e-5
 
 
 def test_threads_have_their_own_buffers():
@@ -78,7 +78,7 @@ def test_threads_have_their_own_buffers():
     model = residual_net()
     frozen = InferenceModel(model)
     xs = [rng.standard_normal((2, 8, 8, 16)).astype(np.float32) for _ in range(4)]
-    expected = [model.predict_on_batch(x)[0] for x in xs]
+    expected = [predict_layer_by_layer(model, x)[0] for x in xs]
     errors = []
 
     def work(i):
@@ -114,7 +114,7 @@ def test_zero_padding_folds_into_a_valid_convolution_or_fills_a_reused_buffer():
     frozen = InferenceModel(model)
     for _ in range(2):
         xs = rng.standard_normal((2, 8, 8, 4)).astype(np.float32) - 3  # negative: zeros win the max at the edge
-        for got, expected in zip(frozen(xs), model.predict_on_batch(xs)):
+        for got, expected in zip(frozen(xs), predict_layer_by_layer(model, xs)):
             assert relative_error(got, expected) <= 1e-5
 
 
@@ -136,7 +136,7 @@ def test_dense_and_padded_depthwise_steps_match_predict():
     frozen = InferenceModel(model)
     for batch in (3, 1):
         xs = rng.standard_normal((batch, 9, 9, 6)).astype(np.float32)
-        for got, expected in zip(frozen(xs), model.predict_on_batch(xs)):
+        for got, expected in zip(frozen(xs), predict_layer_by_layer(model, xs)):
             assert got.shape == expected.shape
             assert relative_error(got, expected) <= 1e-5
 
@@ -153,7 +153,7 @@ def test_relu6_after_a_convolution_clamps_in_the_kernel():
         kernel = model.get_layer(name).kernel
         kernel.assign(rng.standard_normal(kernel.shape).astype(np.float32))
     xs = 4 * rng.standard_normal((2, 6, 6, 8)).astype(np.float32)
-    expected = model.predict_on_batch(xs)
+    expected = predict_layer_by_layer(model, xs)
     assert expected.max() == 6 and expected.min() == 0
     steps = _fold(model._graph_for(xs.shape))
     assert [(s.layer.name, s.activation) for s in steps] == [("expand", "relu6"), ("c3", "relu6")]

@@ -1,10 +1,10 @@
 """fastconv.keras.inference.InferenceModel: BatchNormalization folded into the convolutions, the
-activations into their epilogue, equal to predict_on_batch within 1e-5 relative."""
+activations into their epilogue, equal to the layer by layer predict within 1e-5 relative."""
 import numpy as np
 import pytest
 
 from fastconv.keras import Input, Model, Sequential, layers
-from _helpers import randomise_batch_norms
+from _helpers import predict_layer_by_layer, randomise_batch_norms
 from fastconv.keras.utils import set_random_seed
 from fastconv.keras.inference import InferenceModel, _fold
 
@@ -47,7 +47,7 @@ def test_folded_model_equals_predict():
     frozen = InferenceModel(model)
     for batch in (1, 3):
         x = rng.standard_normal((batch, 12, 12, 3)).astype(np.float32)
-        assert relative_error(frozen(x), model.predict_on_batch(x)) <= 1e-5
+        assert relative_error(frozen(x), predict_layer_by_layer(model, x)) <= 1e-5
 
 
 def test_every_chain_is_merged():
@@ -73,7 +73,7 @@ def test_shared_output_is_not_folded():
     steps = _fold(model._graph_for((1, 6, 6, 2)))
     assert [type(s).__name__ for s in steps] == ["_ConvStep", "_AffineStep", "_AddStep"]
     xs = np.random.default_rng(2).standard_normal((2, 6, 6, 2)).astype(np.float32)
-    assert relative_error(InferenceModel(model)(xs), model.predict_on_batch(xs)) <= 1e-5
+    assert relative_error(InferenceModel(model)(xs), predict_layer_by_layer(model, xs)) <= 1e-5
 
 
 def test_sequential_and_frozen_weights():
@@ -82,13 +82,13 @@ def test_sequential_and_frozen_weights():
     randomise_batch_norms(model, np.random.default_rng(7))
     x = np.random.default_rng(4).standard_normal((2, 8, 8, 2)).astype(np.float32)
     frozen = InferenceModel(model)
-    before = model.predict_on_batch(x)
+    before = predict_layer_by_layer(model, x)
     assert np.abs(before).max() > 0.1
     assert relative_error(frozen(x), before) <= 1e-5
     model.layers[0].kernel.assign(np.zeros(model.layers[0].kernel.shape, np.float32))
     # the weights were read when the InferenceModel was built
     assert relative_error(frozen(x), before) <= 1e-5
-    assert relative_error(InferenceModel(model)(x), model.predict_on_batch(x)) <= 1e-5
+    assert relative_error(InferenceModel(model)(x), predict_layer_by_layer(model, x)) <= 1e-5
 
 
 def test_non_finite_input_takes_the_fallback():
@@ -99,7 +99,7 @@ def test_non_finite_input_takes_the_fallback():
     randomise_batch_norms(model, np.random.default_rng(5))
     xs = np.random.default_rng(6).standard_normal((4, 20, 20, 16)).astype(np.float32)
     xs[0, 3, 4, 5] = np.nan
-    got, want = InferenceModel(model)(xs), model.predict_on_batch(xs)
+    got, want = InferenceModel(model)(xs), predict_layer_by_layer(model, xs)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     finite = ~np.isnan(want)
     assert relative_error(got[finite], want[finite]) <= 1e-5
@@ -109,3 +109,71 @@ def test_wrong_number_of_inputs():
     model = Sequential([Input((4, 4, 1)), layers.Conv2D(2, 3)])
     with pytest.raises(ValueError, match="takes 1 inputs; received 2"):
         InferenceModel(model)([np.zeros((1, 4, 4, 1)), np.zeros((1, 4, 4, 1))])
+
+
+# ------------------------------------------------ predict runs through a frozen copy of the model
+def test_predict_runs_the_frozen_copy_and_rebuilds_it_when_a_weight_changes():
+    set_random_seed(0)
+    rng = np.random.default_rng(0)
+    model = residual_model()
+    randomise_batch_norms(model, rng)
+    x = rng.standard_normal((3, 12, 12, 3)).astype(np.float32)
+    first = model.predict(x, verbose=0)
+    assert np.abs(first).max() > 0.1
+    frozen = model._frozen_inference()
+    assert isinstance(frozen, InferenceModel)
+    assert relative_error(first, predict_layer_by_layer(model, x)) <= 1e-5
+    np.testing.assert_array_equal(model.predict_on_batch(x), first)
+    assert model._frozen_inference() is frozen  # kept while no weight changes
+    # every way a weight changes gives predict the new weights
+    changes = [
+        lambda: model.get_layer("c1").kernel.assign(rng.standard_normal((3, 3, 3, 8)).astype(np.float32)),
+        lambda: model.get_layer("bn2").moving_variance.assign(rng.uniform(0.5, 2, 8).astype(np.float32)),
+        lambda: model.set_weights([w * 1.5 for w in model.get_weights()]),
+        lambda: model.get_layer("bn1")(rng.standard_normal((4, 12, 12, 8)).astype(np.float32), training=True),
+        lambda: model.fit(x, rng.standard_normal((3, 5)).astype(np.float32), epochs=1, verbose=0),
+    ]
+    model.compile("adam", "mse")
+    previous = first
+    for change in changes:
+        change()
+        got = model.predict_on_batch(x)
+        assert np.abs(got - previous).max() > 1e-3 * np.abs(previous).max()
+        assert relative_error(got, predict_layer_by_layer(model, x)) <= 1e-5
+        previous = got
+
+
+def test_weights_are_read_only_outside_their_updates():
+    model = Sequential([Input((6, 6, 2)), layers.Conv2D(3, 3), layers.Flatten(), layers.Dense(2)])
+    model.predict(np.ones((1, 6, 6, 2), np.float32), verbose=0)
+    kernel = model.layers[0].kernel
+    version = kernel.version
+    # a write into the array would go unseen by the frozen copy: it is refused instead
+    with pytest.raises(ValueError, match="read-only"):
+        kernel.value[0, 0, 0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        np.asarray(kernel)[...] = 0
+    assert kernel.version == version
+    kernel.assign_add(np.ones(kernel.shape, np.float32))
+    assert kernel.version > version and not kernel.value.flags.writeable
+    import copy
+    import pickle
+    for again in (copy.deepcopy(kernel), pickle.loads(pickle.dumps(kernel))):
+        np.testing.assert_array_equal(again.value, kernel.value)
+        assert not again.value.flags.writeable
+
+
+def test_a_custom_initializers_array_stays_the_callers():
+    mine = np.full((2, 2, 1, 1), 0.5, np.float32)
+    model = Sequential([Input((4, 4, 1)), layers.Conv2D(1, 2, kernel_initializer=lambda shape, dtype=None: mine)])
+    model.compile("sgd", "mse")
+    model.fit(np.ones((2, 4, 4, 1), np.float32), np.zeros((2, 3, 3, 1), np.float32), verbose=0)
+    np.testing.assert_array_equal(mine, 0.5)
+    assert mine.flags.writeable
+    assert not np.array_equal(model.layers[0].kernel.value, mine)
+
+
+def test_predict_of_bad_input_says_what_the_layers_say():
+    model = residual_model()
+    with pytest.raises(ValueError, match=r'expected axis -1 of input shape to have value 3.*\n\(model "'):
+        model.predict(np.zeros((2, 12, 12, 4), np.float32), verbose=0)

@@ -111,11 +111,14 @@ def test_residual_model_gradients_match_finite_differences():
             continue
         for index in list(np.ndindex(variable.shape))[:: max(1, variable.value.size // 12)]:
             old = variable.value[index]
-            variable.value[index] = old + 1e-6
+            with variable._writable() as w:
+                w[index] = old + 1e-6
             up = loss()
-            variable.value[index] = old - 1e-6
+            with variable._writable() as w:
+                w[index] = old - 1e-6
             down = loss()
-            variable.value[index] = old
+            with variable._writable() as w:
+                w[index] = old
             assert (up - down) / 2e-6 == pytest.approx(grad[index], abs=1e-8), (variable.path, index)
 
 

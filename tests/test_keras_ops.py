@@ -150,7 +150,8 @@ def test_variables_as_operands_get_their_gradients_summed_over_broadcasting():
     weights = RNG.standard_normal(outputs[0].shape)
     _, grads = graph.backprop(tape, [weights])
     assert set(grads) == {layer.w, layer.b}          # a non-trainable Variable gets none
-    numeric = _numeric_grad(lambda: float(np.sum(graph.run([x])[0][0] * weights)), [layer.w.value, layer.b.value])
+    with layer.w._writable() as w, layer.b._writable() as b:
+        numeric = _numeric_grad(lambda: float(np.sum(graph.run([x])[0][0] * weights)), [w, b])
     np.testing.assert_allclose(grads[layer.w], numeric[0], rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(grads[layer.b], numeric[1], rtol=1e-6, atol=1e-8)
     assert grads[layer.b].shape == (2,)

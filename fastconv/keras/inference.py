@@ -342,7 +342,11 @@ class InferenceModel:
         """The model's outputs for ``x`` (as calling the InferenceModel); with a list
         ``step_seconds``, also the ``(step, seconds)`` of each step appended to it (a profile:
         see benchmarks/bench_networks.py --profile)."""
-        arrays = x if isinstance(x, (list, tuple)) else [x]
+        outputs = self.run_list(x if isinstance(x, (list, tuple)) else [x], step_seconds)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def run_list(self, arrays, step_seconds=None):
+        """The list of the model's outputs for the list of its inputs ``arrays``."""
         arrays = [np.asarray(a, dtype=self.model.dtype) for a in arrays]  # as predict_on_batch
         graph, steps = self._steps_for(arrays[0].shape)
         if len(arrays) != len(graph.inputs):
@@ -376,8 +380,7 @@ class InferenceModel:
         except BaseException:
             buffers.finish([])
             raise
-        outputs = buffers.finish(outputs)
-        return outputs[0] if len(outputs) == 1 else outputs
+        return buffers.finish(outputs)
 
 
 def _last_reads(steps, graph):

@@ -24,6 +24,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import itertools
 import math
 import sys
 
@@ -101,46 +102,84 @@ def _flat(items):
     return out
 
 
+# Numbers the writes into variables (Variable.version).
+_variable_writes = itertools.count(1)
+
+
 class Variable(_TensorOperators):
-    """A weight of a layer: a NumPy array with a name, updated in place by the optimizers."""
+    """A weight of a layer: a NumPy array with a name, updated in place by the optimizers.
+
+    The array (``value``) is read-only: it changes only through ``assign`` and the library's own
+    updates (optimizers, BatchNormalization's moving statistics), which go through
+    :meth:`_writable` and give the variable a new ``version``.  That is what lets ``predict`` keep a
+    frozen inference copy of a model (BatchNormalization folded into the convolutions, filters
+    packed) and know when it is stale; a write into the array itself, which would have gone
+    unseen, raises NumPy's "assignment destination is read-only" instead.  (In Keras a variable's
+    value cannot be written in place either.)
+    """
 
     # Set by add_weight: the penalty training adds to the loss, the projection after each update.
     regularizer = None
     constraint = None
 
     def __init__(self, value, name, trainable=True, path=None):
-        self.value = value
+        # A copy: the initializer's array (a custom one may return its caller's) stays the caller's.
+        self._value = np.array(value, copy=True)
+        self._value.flags.writeable = False
+        self.version = next(_variable_writes)
         self.name = name
         self.trainable = trainable
         self.path = path or name
 
     @property
+    def value(self):
+        """The weight's array (read-only; see the class's docstring)."""
+        return self._value
+
+    @contextlib.contextmanager
+    def _writable(self):
+        """``with variable._writable() as array:`` writes into the weight in place; afterwards the
+        variable has a new ``version`` (every variable's is unique: a counter over all writes)."""
+        self._value.flags.writeable = True
+        try:
+            yield self._value
+        finally:
+            self._value.flags.writeable = False
+            self.version = next(_variable_writes)
+
+    def __setstate__(self, state):
+        # An unpickled or deep-copied array comes back writeable.
+        self.__dict__.update(state)
+        self._value.flags.writeable = False
+
+    @property
     def shape(self):
-        return self.value.shape
+        return self._value.shape
 
     @property
     def dtype(self):
-        return self.value.dtype
+        return self._value.dtype
 
     @property
     def ndim(self):
-        return self.value.ndim
+        return self._value.ndim
 
     def numpy(self):
-        return self.value.copy()
+        return self._value.copy()
 
     def assign(self, value):
         value = np.asarray(value)
-        if value.shape != self.value.shape:
-            raise ValueError(f"Variable {self.path} has shape {self.value.shape}; cannot assign a value of "
+        if value.shape != self._value.shape:
+            raise ValueError(f"Variable {self.path} has shape {self._value.shape}; cannot assign a value of "
                              f"shape {value.shape}")
-        self.value[...] = value
+        with self._writable() as array:
+            array[...] = value
 
     def assign_add(self, value):
-        self.assign(self.value + np.asarray(value))
+        self.assign(self._value + np.asarray(value))
 
     def assign_sub(self, value):
-        self.assign(self.value - np.asarray(value))
+        self.assign(self._value - np.asarray(value))
 
     def __array__(self, dtype=None, copy=None):
         return np.array(self.value, dtype=dtype, copy=True) if copy else np.asarray(self.value, dtype=dtype)

@@ -92,8 +92,8 @@ class BatchNormalization(Layer):
             mean = x.mean(axis=self._reduce_axes)
             var = x.var(axis=self._reduce_axes)
             m = x.dtype.type(self.momentum)
-            self.moving_mean.value[...] = self.moving_mean.value * m + mean * (1 - m)
-            self.moving_variance.value[...] = self.moving_variance.value * m + var * (1 - m)
+            self.moving_mean.assign(self.moving_mean.value * m + mean * (1 - m))
+            self.moving_variance.assign(self.moving_variance.value * m + var * (1 - m))
         else:
             mean, var = self.moving_mean.value, self.moving_variance.value
         inv_std = 1 / np.sqrt(var + x.dtype.type(self.epsilon))

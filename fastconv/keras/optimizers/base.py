@@ -311,7 +311,8 @@ class Optimizer:
             self._apply_weight_decay(variables, lr)
             self._prepare_step(variables[0].value.dtype.type)
             for g, v, s in zip(grads, variables, states):
-                self._update(v.value, g, s, v.value.dtype.type, lr)
+                with v._writable() as w:
+                    self._update(w, g, s, w.dtype.type, lr)
         if self.use_ema:
             self._update_moving_averages()
         self._iterations += 1
@@ -363,7 +364,8 @@ class Optimizer:
         for v in variables:
             if self._use_weight_decay(v):
                 f = v.value.dtype.type
-                v.value -= v.value * f(self.weight_decay) * f(lr)
+                with v._writable() as w:
+                    w -= w * f(self.weight_decay) * f(lr)
 
     # ----------------------------------------------------------------------------------- EMA
     def _update_moving_averages(self):
@@ -379,14 +381,14 @@ class Optimizer:
     def _overwrite_with_averages(self, variables):
         for v in variables:
             if id(v) in self._slots:
-                v.value[...] = self._slots[id(v)]["average"]
+                v.assign(self._slots[id(v)]["average"])
 
     def _swap_with_averages(self):
         """Exchange each weight with its moving average (SwapEMAWeights)."""
         for v in self._variables:
             average = self._slots[id(v)]["average"]
             weights = v.value.copy()
-            v.value[...] = average
+            v.assign(average)
             average[...] = weights
 
     def _set_averages_to_weights(self):
