@@ -29,11 +29,12 @@ cdef struct conv_plan:
     ptrdiff_t packed_size       # elements of the packed filters (0 for the filter gradient)
     ptrdiff_t bias_size         # elements of the padded bias (n_panels * nr; 0 where no bias applies)
     ptrdiff_t block_rows        # rows of one block: patch rows (im2col), 2x2 tiles (Winograd)
-    bint patches_in_place       # im2col forward of a 1x1, stride 1, unpadded layer: x is its own patch matrix
+    bint patches_in_place       # im2col of a 1x1, stride 1, unpadded layer: x is its own patch matrix
+    ptrdiff_t chunk_rows        # im2col filter gradient as a GEMM per tap: input channels per task (0: by slices)
     # im2col forward: steps of the reduction per micro-kernel call (a packed panel's slice that
     # stays in the L1 cache); the blocks accumulate into the output
     ptrdiff_t reduction_block
-    ptrdiff_t panel_groups      # im2col forward: each block of rows is this many tasks, one per group of panels
+    ptrdiff_t panel_groups      # im2col in place: each block of rows is this many tasks, one per group of panels
     ptrdiff_t n_tasks           # parallel tasks (their split does not depend on n_threads)
     ptrdiff_t workspace_bytes   # per thread, a multiple of a cache line
     ptrdiff_t slices            # partial sums of the filter gradient

@@ -88,6 +88,14 @@ cdef enum:
     # Tasks that a call of the im2col forward kernel should have at least (so that a batch of one
     # small image keeps more than one thread busy); a constant, so results do not depend on the threads.
     MIN_TASKS = 16
+    # Filter gradient as one GEMM per tap: pixels per reduction block (one packed panel of dY,
+    # 16 KiB in float32, stays in the L1 cache while the tiles of a task's input channels pass
+    # over it), input channels per task (their values for a block of pixels, 96 KiB, stay in L2),
+    # and the input channels it needs (fewer leave the tiles of a tap's chunk partly empty: thin
+    # inputs go through whole patch rows, whose columns span the taps).
+    GEMM_GRAD_PIXELS = 256
+    GEMM_GRAD_CHANNELS = 96
+    GEMM_GRAD_MIN_CHANNELS = 32
     # Direct forward: the packed filters a group of tasks reads, about half the L2 cache of a core.
     # Without the groups every output row streams all the filters: a 3x3 layer of 512 channels on
     # a 7x7 image (batch 1) reads 9.4 MiB of filters for 7 pixels.
@@ -253,6 +261,31 @@ cdef class KernelPlan:
                 f"threads={p.n_threads})")
 
 
+cdef bint gemm_filter_gradient(ptrdiff_t n_rows, ptrdiff_t n_pixels, ptrdiff_t C, ptrdiff_t taps, ptrdiff_t K,
+                               int itemsize) noexcept:
+    """Whether the im2col filter gradient of a layer runs as one GEMM per tap (filter_grad_gemm_block)
+    instead of by slices of output rows (filter_grad_slice).
+
+    By slices, every block of patch rows loads and stores all of its slice's partial dW, and the
+    partials are zeroed and added up at the end: that costs little while the blocks are long and
+    the slices have many pixels, and dominates when either is short: large filters (a block of
+    192 KiB holds 6 patch rows of a 3x3 layer of 512 channels) or few pixels per slice (small
+    images).  Measured against both per-slice kernels (direct and im2col) in one process, 2 threads,
+    on ResNet50's layers at batch 16 and 32 and the suite's: the GEMM was 1.1-5.4x faster on
+    4x4-14x14 images of 128-2048 channels (fewer than 512 pixels per slice, or blocks shorter than
+    24 rows) and 0.6-0.8x on 28x28-56x56 images of 32-256 channels (the per-slice kernels reach
+    75-90 GFLOP/s there).  Thin inputs (< GEMM_GRAD_MIN_CHANNELS) keep whole patch rows."""
+    cdef ptrdiff_t mr = fc_select_kernel(itemsize, <int>K).mr
+    cdef ptrdiff_t slices = filter_grad_slices(n_rows, taps * C * K, itemsize)
+    return C >= GEMM_GRAD_MIN_CHANNELS and (n_pixels < 512 * slices or patch_block_rows(taps * C, mr, itemsize) < 24)
+
+
+def filter_gradient_by_gemm(ptrdiff_t n_rows, ptrdiff_t n_pixels, ptrdiff_t C, ptrdiff_t taps, ptrdiff_t K,
+                            int itemsize):
+    """:func:`gemm_filter_gradient` for fastconv.conv's choice of the algorithm."""
+    return gemm_filter_gradient(n_rows, n_pixels, C, taps, K, itemsize)
+
+
 cdef void derive_sizes(conv_plan *p) noexcept:
     """The micro-kernel, buffer sizes and tasks of a plan whose geometry and algorithm are set."""
     cdef ptrdiff_t reduction = p.taps * p.C     # columns of the forward's patch matrix
@@ -269,10 +302,32 @@ cdef void derive_sizes(conv_plan *p) noexcept:
     p.bias_size = p.n_panels * nr if p.pass_ == PASS_FORWARD else 0
     p.block_rows = 0
     p.slices = 0
-    p.patches_in_place = False
+    p.patches_in_place = (p.algorithm == ALGORITHM_IM2COL and p.pass_ != PASS_INPUT_GRADIENT and p.taps == 1
+                          and p.sh == 1 and p.sw == 1 and p.pt == 0 and p.pl == 0 and p.OH == p.H and p.OW == p.W)
+    p.chunk_rows = 0
     p.reduction_block = reduction
     p.panel_groups = 1
-    if p.pass_ == PASS_FILTER_GRADIENT:
+    if p.pass_ == PASS_FILTER_GRADIENT and p.algorithm == ALGORITHM_IM2COL and gemm_filter_gradient(
+            p.N * p.OH, p.N * p.OH * p.OW, p.C, p.taps, p.K, p.itemsize):
+        # dW = patches^T dY as one GEMM per tap over all the batch's pixels: each task owns a block
+        # of dW (a tap, a chunk of input channels, a group of panels) and sums all the pixels into
+        # it, block by block, so there are no partial sums (slices), and every micro-kernel call
+        # reduces over block_rows pixels (see gemm_filter_gradient for when).
+        p.packed_size = 0
+        p.slices = 1
+        p.block_rows = GEMM_GRAD_PIXELS
+        # Chunks of at most GEMM_GRAD_CHANNELS channels, of equal sizes (in whole tiles).
+        p.chunk_rows = ceil_div(ceil_div(p.C, ceil_div(p.C, GEMM_GRAD_CHANNELS)), mr) * mr
+        p.n_tasks = p.taps * ceil_div(p.C, p.chunk_rows)
+        # Groups of panels so that there are two tasks per thread where the panels allow it, no
+        # more: every group reads its chunk of x again (with 16 tasks, a 64 -> 256 layer on 28x28
+        # images ran at 35 GFLOP/s, with 4 at 55).  The bits do not depend on the split: each
+        # element of dW is summed by one task, over the same blocks of pixels in the same order.
+        p.panel_groups = smaller(ceil_div(2 * p.n_threads, p.n_tasks), p.n_panels)
+        p.n_tasks *= p.panel_groups
+        # A packed panel of dY, and the gathered values of a chunk (none when x is read in place).
+        per_thread = p.block_rows * (nr + (0 if p.patches_in_place else p.chunk_rows)) * p.itemsize
+    elif p.pass_ == PASS_FILTER_GRADIENT:
         p.packed_size = 0
         p.block_rows = patch_block_rows(reduction, mr, p.itemsize)
         p.slices = filter_grad_slices(p.N * p.OH, reduction * p.K, p.itemsize)
@@ -297,8 +352,6 @@ cdef void derive_sizes(conv_plan *p) noexcept:
         p.block_rows = patch_block_rows(reduction, mr, p.itemsize)
         per_thread = p.block_rows * reduction * p.itemsize   # a block of patch rows
         if p.pass_ == PASS_FORWARD:
-            p.patches_in_place = (p.taps == 1 and p.sh == 1 and p.sw == 1 and p.pt == 0 and p.pl == 0
-                                  and p.OH == p.H and p.OW == p.W)
             if p.patches_in_place:
                 p.block_rows = ceil_div(IN_PLACE_BLOCK_ROWS, mr) * mr
                 per_thread = 0
@@ -449,8 +502,10 @@ def pack_panels(KernelPlan plan, const floating[:, :, :] src not None, floating[
     cdef ptrdiff_t n_taps = src.shape[0], n_steps = src.shape[1], n_cols = src.shape[2], nr = p.kernel.nr
     cdef ptrdiff_t panel, tap, step, j, col
     cdef floating *dst
+    # The panels in parallel: a training step packs every layer's filters twice (ResNet50's 94 MB
+    # of filters took a quarter of a second a step on one thread).
     with nogil:
-        for panel in range(p.n_panels):
+        for panel in prange(p.n_panels, schedule="static", num_threads=p.n_threads):
             for tap in range(n_taps):
                 for step in range(n_steps):
                     dst = &out[((panel * n_taps + tap) * n_steps + step) * nr]
@@ -484,24 +539,31 @@ def pack_winograd_filters(KernelPlan plan, const floating[:, :, :, :] w not None
     cdef ptrdiff_t dst_channels = p.K if p.pass_ == PASS_FORWARD else p.C
     check_shape("pack_winograd_filters", "w", w.shape, 4, (3, 3, src_channels, dst_channels))
     check_shape("pack_winograd_filters", "out", out.shape, 1, (p.packed_size,))
-    cdef ptrdiff_t nr = p.kernel.nr
-    cdef ptrdiff_t c, k, panel, col, a, i, j
-    cdef double gt[3][4]    # gt[a] = G g[a, :]: the rows of g G^T
-    cdef double u[4]
+    cdef ptrdiff_t c
     if out.shape[0] == 0:
         return
     with nogil:
         memset(&out[0], 0, out.shape[0] * sizeof(floating))
-        for c in range(src_channels):
-            for k in range(dst_channels):
-                panel = k // nr
-                col = k - panel * nr
-                for a in range(3):
-                    winograd_row(w[a, 0, c, k], w[a, 1, c, k], w[a, 2, c, k], gt[a])
-                for j in range(4):
-                    winograd_row(gt[0][j], gt[1][j], gt[2][j], u)       # column j of G (g G^T)
-                    for i in range(4):
-                        out[((panel * 16 + 4 * i + j) * src_channels + c) * nr + col] = <floating> u[i]
+        # The source channels in parallel (a training step packs every 3x3 layer's filters twice).
+        for c in prange(src_channels, schedule="static", num_threads=p.n_threads):
+            winograd_filters_of_channel(w, c, dst_channels, src_channels, p.kernel.nr, &out[0])
+
+
+cdef inline void winograd_filters_of_channel(const floating[:, :, :, :] w, ptrdiff_t c, ptrdiff_t dst_channels,
+                                             ptrdiff_t src_channels, ptrdiff_t nr, floating *out) noexcept nogil:
+    """pack_winograd_filters for the filters of source channel c."""
+    cdef ptrdiff_t k, panel, col, a, i, j
+    cdef double gt[3][4]    # gt[a] = G g[a, :]: the rows of g G^T
+    cdef double u[4]
+    for k in range(dst_channels):
+        panel = k // nr
+        col = k - panel * nr
+        for a in range(3):
+            winograd_row(w[a, 0, c, k], w[a, 1, c, k], w[a, 2, c, k], gt[a])
+        for j in range(4):
+            winograd_row(gt[0][j], gt[1][j], gt[2][j], u)       # column j of G (g G^T)
+            for i in range(4):
+                out[((panel * 16 + 4 * i + j) * src_channels + c) * nr + col] = <floating> u[i]
 
 
 # -- direct convolution (forward and input gradient) -----------------------------------------------
@@ -949,6 +1011,90 @@ cdef inline void pack_dy_panel(const floating *dy, ptrdiff_t count, ptrdiff_t co
             panel[pixel * nr + j] = 0
 
 
+cdef inline void pack_tap_rows(const Patches *g, const floating *src, ptrdiff_t p0, ptrdiff_t count,
+                               ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t c0, ptrdiff_t width, floating *buf) noexcept nogil:
+    """buf[i, 0:width] = the values of channels c0 .. c0 + width - 1 that tap (kh, kw) reads for
+    output pixel p0 + i (zeros where it falls in the padding), for count pixels."""
+    cdef ptrdiff_t H = g.H, W = g.W, C = g.C, OH = g.OH, OW = g.OW
+    cdef ptrdiff_t n = p0 // (OH * OW)
+    cdef ptrdiff_t oh = (p0 - n * OH * OW) // OW
+    cdef ptrdiff_t ow = p0 - (n * OH + oh) * OW
+    cdef ptrdiff_t _pixel, c, ih, iw
+    cdef const floating *s
+    cdef floating *row = buf
+    for _pixel in range(count):
+        ih = oh * g.sh + kh * g.dh - g.pt
+        iw = ow * g.sw + kw * g.dw - g.pl
+        if 0 <= ih < H and 0 <= iw < W:
+            s = src + ((n * H + ih) * W + iw) * C + c0
+            for c in range(width):
+                row[c] = s[c]
+        else:
+            for c in range(width):
+                row[c] = 0
+        row += width
+        ow += 1
+        if ow == OW:
+            ow = 0
+            oh += 1
+            if oh == OH:
+                oh = 0
+                n += 1
+
+
+cdef ptrdiff_t filter_grad_gemm_block(const conv_task *task, ptrdiff_t index, floating *workspace) noexcept nogil:
+    """Block ``index`` of dW[(kh, kw, c), o] = sum over the batch's output pixels p of
+    patch[p, (kh, kw, c)] * dY[p, o], into the one row of partials (the plan has one slice).
+
+    The block is one tap (kh, kw) and a chunk of ``chunk_rows`` input channels by a group of
+    panels of output channels.  For each block of ``block_rows`` pixels the tap's values of the
+    chunk are gathered into this thread's workspace (a 1x1, stride 1, unpadded layer reads x in
+    place instead), and for each panel dY's panel is packed next to them; the tiles (mr input
+    channels x nr output channels) reduce over the block's pixels, and each tile of dW
+    accumulates from the second block of pixels on.
+    """
+    cdef const conv_plan *p = task.plan
+    cdef fc_kernel kern = p.kernel
+    cdef Patches g = plan_patches(p)
+    cdef ptrdiff_t nr = kern.nr, mr = kern.mr, C = p.C, out_channels = p.K
+    cdef ptrdiff_t n_pixels = p.N * p.OH * p.OW
+    cdef ptrdiff_t n_chunks = ceil_div(C, p.chunk_rows)
+    cdef ptrdiff_t group = index % p.panel_groups
+    cdef ptrdiff_t chunk = (index // p.panel_groups) % n_chunks
+    cdef ptrdiff_t tap = index // (p.panel_groups * n_chunks)
+    cdef ptrdiff_t kh = tap // p.KW, kw = tap - (tap // p.KW) * p.KW
+    cdef ptrdiff_t c_first = chunk * p.chunk_rows
+    cdef ptrdiff_t width = smaller(C - c_first, p.chunk_rows)
+    cdef const floating *x = <const floating *> task.src
+    cdef const floating *dy = <const floating *> task.grad
+    cdef floating *dw = <floating *> task.dst + (tap * C + c_first) * out_channels
+    cdef floating *panel_buf = workspace
+    cdef floating *rows = workspace + p.block_rows * nr
+    cdef const floating *a
+    cdef ptrdiff_t a_step
+    cdef ptrdiff_t first = 0, count, panel, c0
+    cdef ptrdiff_t zero_off = 0
+    while first < n_pixels:
+        count = smaller(n_pixels - first, p.block_rows)
+        if p.patches_in_place:
+            a = x + first * C + c_first
+            a_step = C
+        else:
+            pack_tap_rows(&g, x, first, count, kh, kw, c_first, width, rows)
+            a = rows
+            a_step = width
+        for panel in range(group * p.n_panels // p.panel_groups, (group + 1) * p.n_panels // p.panel_groups):
+            pack_dy_panel(dy + first * out_channels, count, out_channels, panel * nr, nr, panel_buf)
+            c0 = 0
+            while c0 < width:
+                kern.fn(<int>smaller(width - c0, mr), 1, &zero_off, &zero_off, <int>count, a + c0, 1, a_step,
+                        panel_buf, dw + c0 * out_channels + panel * nr, out_channels,
+                        panel_cols(out_channels, panel, nr), first > 0, <const floating *> NULL, 0)
+                c0 += mr
+        first += p.block_rows
+    return 0
+
+
 cdef ptrdiff_t filter_grad_slice(const conv_task *task, ptrdiff_t slice_index, floating *workspace) noexcept nogil:
     """Slice ``slice_index`` of the output rows (n, oh): its sum into its own row of partials.
 
@@ -1048,7 +1194,10 @@ def filter_gradient(KernelPlan plan, const floating[:, :, :, ::1] x not None, co
     task.dst = &partials[0, 0]
     task.relu = 0
     task.accumulate = False
-    run_tasks(filter_grad_slice[floating], &task)
+    if p.chunk_rows > 0:
+        run_tasks(filter_grad_gemm_block[floating], &task)
+    else:
+        run_tasks(filter_grad_slice[floating], &task)
     cdef ptrdiff_t e, s
     cdef floating total
     # dW = the slices' partial sums, added in slice order (element ranges in parallel).

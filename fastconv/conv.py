@@ -7,7 +7,7 @@ outputs; the arithmetic is in the compiled ``_conv`` module.
 """
 import numpy as np
 
-from fastconv import _conv
+from fastconv import _buffers, _conv
 from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
     as_numeric_array,
@@ -43,7 +43,7 @@ def winograd_applies(kernel_hw, strides, dilations):
 PASSES = ("forward", "input_gradient", "filter_gradient")
 
 
-def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
+def select_algorithm(pass_, geometry, requested="auto", finite_filters=True, itemsize=4):
     """The kernel that computes one pass of a convolution, and the one that takes over when it
     cannot: ``(algorithm, fallback)``, ``fallback`` None or the algorithm to run when the Winograd
     kernel meets an infinity or NaN in its input (it then returns without a reliable result).
@@ -90,7 +90,10 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
       it into NaNs that the direct convolution does not produce).
 
     Filter gradient (``requested`` "auto" or "winograd", which has no filter-gradient kernel and
-    is accepted for symmetry with the other passes): at stride 1, direct for wide inputs (>= 64
+    is accepted for symmetry with the other passes; ``itemsize`` is the compute dtype's): im2col
+    where it runs as one GEMM per tap over the whole batch (small images of many channels, large
+    filters: see ``gemm_filter_gradient`` in fastconv/_conv.pyx, 1.1-5.4x the others there); else
+    at stride 1, direct for wide inputs (>= 64
     channels: the input channels of a tap fill many tiles and the rows of pixels are read in
     place) and for thin ones (< 8 channels: im2col's patch rows of kh kw cin values cost more to
     build than the products they feed: direct is 1.1-1.7x faster, measured with 1 and 2
@@ -105,6 +108,9 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True):
     strides, dilations = tuple(geometry.strides), tuple(geometry.dilations)
     if pass_ == "filter_gradient":
         if requested in ("auto", "winograd"):
+            n, oh, ow, _ = geometry.output_nhwc
+            if _conv.filter_gradient_by_gemm(n * oh, n * oh * ow, cin, kh * kw, cout, itemsize):
+                return "im2col", None
             thin_or_wide = cin >= 64 or cin < 8
             return ("direct" if strides == (1, 1) and thin_or_wide else "im2col"), None
         return requested, None
@@ -168,7 +174,7 @@ class ConvPlan:
         self.geometry = geometry
         self.pass_ = pass_
         self.dtype = np.dtype(dtype)
-        self.algorithm, fallback = select_algorithm(pass_, geometry, algorithm, finite_filters)
+        self.algorithm, fallback = select_algorithm(pass_, geometry, algorithm, finite_filters, self.dtype.itemsize)
         self.n_threads = _conv_threads(geometry) if n_threads is None else n_threads
         kh, kw, _, _ = geometry.filter_shape
         pt, _, pl, _ = geometry.pads
@@ -187,7 +193,9 @@ class ConvPlan:
             raise ValueError("ConvPlan.pack: the filter gradient reads no filters")
         w = np.asarray(filters, dtype=self.dtype)
         kh, kw, cin, cout = self.geometry.filter_shape
-        packed = np.empty(self.kernel.packed_size, dtype=self.dtype)
+        # From the buffer cache: a training step packs every layer's filters afresh (twice: for the
+        # forward and for the input gradient), up to 9.4 MiB each in ResNet50.
+        packed = _buffers.empty((self.kernel.packed_size,), self.dtype)
         if self.algorithm == "winograd":
             # The input gradient convolves dY with the filters flipped in space, transposed in channels.
             _conv.pack_winograd_filters(self.kernel, w if self.pass_ == "forward" else
@@ -417,6 +425,16 @@ def _backprop_filter(x, dy, geo, algorithm):
         x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
         geo = ConvGeometry("conv2d_backprop_filter", x.shape, geo.filter_shape, geo.strides, "VALID", "NHWC",
                            geo.dilations)
+    elif (geo.filter_shape[:2] == (1, 1) and max(geo.strides) > 1 and not any(geo.pads)
+          and algorithm in ("auto", "winograd")):
+        # An unpadded 1x1 window at stride s reads x[:, ::s, ::s] only: that copy (a quarter of x
+        # at stride 2) is the input of a stride-1 layer, whose filter gradient is one GEMM read in
+        # place (ResNet50's projections at 112x112, batch 16: 2.0x the strided im2col kernel on
+        # 14x14 and 7x7 inputs, the same on 28x28).
+        _, oh, ow, _ = geo.output_nhwc
+        sh, sw = geo.strides
+        x = np.ascontiguousarray(x[:, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw])
+        geo = ConvGeometry("conv2d_backprop_filter", x.shape, geo.filter_shape, 1, "VALID", "NHWC", None)
     return ConvPlan(geo, "filter_gradient", x.dtype, algorithm).filter_gradient(x, dy)
 
 

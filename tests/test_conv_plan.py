@@ -71,14 +71,16 @@ def test_winograd_input_gradient_needs_padding_at_most_2():
     assert select_algorithm("input_gradient", geo, "winograd") == ("winograd", "direct")
 
 
-@pytest.mark.parametrize("cin, strides, expected", [
-    (64, 1, "direct"), (256, 1, "direct"),    # wide inputs
-    (1, 1, "direct"), (7, 1, "direct"),       # thin inputs
-    (8, 1, "im2col"), (32, 1, "im2col"),      # in between
-    (64, 2, "im2col"), (1, (1, 2), "im2col"), # strided
+@pytest.mark.parametrize("batch, cin, strides, expected", [
+    (32, 64, 1, "direct"), (32, 128, 1, "direct"),   # wide inputs, large images: by slices of rows
+    (32, 1, 1, "direct"), (32, 7, 1, "direct"),      # thin inputs
+    (32, 8, 1, "im2col"), (32, 32, 1, "im2col"),     # in between
+    (32, 64, 2, "im2col"), (32, 1, (1, 2), "im2col"),  # strided
+    (2, 64, 1, "im2col"), (2, 64, 2, "im2col"),      # few pixels of many channels: one GEMM per tap
+    (2, 7, 1, "direct"),                             # ... unless they are thin
 ])
-def test_auto_filter_gradient(cin, strides, expected):
-    geo = geometry((2, 16, 16, cin), (3, 3, 16), strides)
+def test_auto_filter_gradient(batch, cin, strides, expected):
+    geo = geometry((batch, 56, 56, cin), (3, 3, 16), strides)
     assert select_algorithm("filter_gradient", geo) == (expected, None)
     assert select_algorithm("filter_gradient", geo, "winograd") == (expected, None)
 
