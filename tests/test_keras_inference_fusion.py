@@ -125,6 +125,9 @@ def test_predict_runs_the_frozen_copy_and_rebuilds_it_when_a_weight_changes():
     assert relative_error(first, predict_layer_by_layer(model, x)) <= 1e-5
     np.testing.assert_array_equal(model.predict_on_batch(x), first)
     assert model._frozen_inference() is frozen  # kept while no weight changes
+    other = Sequential([Input((4,)), layers.Dense(2)])
+    other.layers[0].kernel.assign(np.ones((4, 2), np.float32))
+    assert model._frozen_inference() is frozen  # ... of this model
     # every way a weight changes gives predict the new weights
     changes = [
         lambda: model.get_layer("c1").kernel.assign(rng.standard_normal((3, 3, 3, 8)).astype(np.float32)),

@@ -102,8 +102,20 @@ def _flat(items):
     return out
 
 
-# Numbers the writes into variables (Variable.version).
+# Numbers the writes into variables (Variable.version); the last number given is writes_so_far().
 _variable_writes = itertools.count(1)
+_last_write = [0]
+
+
+def writes_so_far():
+    """The number of the last write into any variable (or creation of one): while it stays the
+    same, no variable has changed."""
+    return _last_write[0]
+
+
+def _next_version():
+    _last_write[0] = version = next(_variable_writes)
+    return version
 
 
 class Variable(_TensorOperators):
@@ -126,7 +138,7 @@ class Variable(_TensorOperators):
         # A copy: the initializer's array (a custom one may return its caller's) stays the caller's.
         self._value = np.array(value, copy=True)
         self._value.flags.writeable = False
-        self.version = next(_variable_writes)
+        self.version = _next_version()
         self.name = name
         self.trainable = trainable
         self.path = path or name
@@ -145,7 +157,7 @@ class Variable(_TensorOperators):
             yield self._value
         finally:
             self._value.flags.writeable = False
-            self.version = next(_variable_writes)
+            self.version = _next_version()
 
     def __setstate__(self, state):
         # An unpickled or deep-copied array comes back writeable.
