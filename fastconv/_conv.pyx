@@ -100,6 +100,9 @@ cdef enum:
     # Without the groups every output row streams all the filters: a 3x3 layer of 512 channels on
     # a 7x7 image (batch 1) reads 9.4 MiB of filters for 7 pixels.
     DIRECT_PANELS_BYTES = 524288
+    # Packed filters large enough to pack on all the plan's threads (1 Mi elements: the 3x3 layers
+    # of 256 and 512 channels; a Winograd 3x3x512x512 packing took 16.3 ms on one thread, 9.9 on two).
+    PARALLEL_PACK_ELEMENTS = 1048576
 
 PASSES = {"forward": PASS_FORWARD, "input_gradient": PASS_INPUT_GRADIENT,
           "filter_gradient": PASS_FILTER_GRADIENT}
@@ -479,6 +482,11 @@ cdef inline void tiles_of_rows(const fc_kernel *kern, ptrdiff_t rows, int n_taps
 
 # -- packing the filters -----------------------------------------------------------------------------
 
+cdef inline int pack_threads(const conv_plan *p) noexcept nogil:
+    """Threads that pack a plan's filters: all of the plan's for PARALLEL_PACK_ELEMENTS and more."""
+    return p.n_threads if p.packed_size >= PARALLEL_PACK_ELEMENTS else 1
+
+
 def pack_panels(KernelPlan plan, const floating[:, :, :] src not None, floating[::1] out not None):
     """Pack ``src[t, k, j]`` (any strides) into the plan's panels ``out[jb, t, k, 0:nr]``, zero padded.
 
@@ -502,10 +510,11 @@ def pack_panels(KernelPlan plan, const floating[:, :, :] src not None, floating[
     cdef ptrdiff_t n_taps = src.shape[0], n_steps = src.shape[1], n_cols = src.shape[2], nr = p.kernel.nr
     cdef ptrdiff_t panel, tap, step, j, col
     cdef floating *dst
-    # The panels in parallel: a training step packs every layer's filters twice (ResNet50's 94 MB
-    # of filters took a quarter of a second a step on one thread).
+    # Large filters' panels in parallel (a training step packs every layer's filters twice); small
+    # ones on this thread: a parallel region wakes the other threads, which took about 0.2 ms, 10-40x
+    # the packing of the suite's small filters.
     with nogil:
-        for panel in prange(p.n_panels, schedule="static", num_threads=p.n_threads):
+        for panel in prange(p.n_panels, schedule="static", num_threads=pack_threads(p)):
             for tap in range(n_taps):
                 for step in range(n_steps):
                     dst = &out[((panel * n_taps + tap) * n_steps + step) * nr]
@@ -544,8 +553,8 @@ def pack_winograd_filters(KernelPlan plan, const floating[:, :, :, :] w not None
         return
     with nogil:
         memset(&out[0], 0, out.shape[0] * sizeof(floating))
-        # The source channels in parallel (a training step packs every 3x3 layer's filters twice).
-        for c in prange(src_channels, schedule="static", num_threads=p.n_threads):
+        # Large filters in parallel over the source channels, as pack_panels.
+        for c in prange(src_channels, schedule="static", num_threads=pack_threads(p)):
             winograd_filters_of_channel(w, c, dst_channels, src_channels, p.kernel.nr, &out[0])
 
 
