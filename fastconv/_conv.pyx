@@ -737,6 +737,17 @@ cdef inline Patches plan_patches(const conv_plan *p) noexcept nogil:
     return g
 
 
+cdef inline void next_pixel(ptrdiff_t *n, ptrdiff_t *oh, ptrdiff_t *ow, ptrdiff_t OH, ptrdiff_t OW) noexcept nogil:
+    """(n, oh, ow) becomes the next output pixel of the batch, in row-major order."""
+    ow[0] += 1
+    if ow[0] == OW:
+        ow[0] = 0
+        oh[0] += 1
+        if oh[0] == OH:
+            oh[0] = 0
+            n[0] += 1
+
+
 cdef inline void pack_patch_rows(const Patches *g, const floating *src, ptrdiff_t p0, ptrdiff_t count,
                                  floating *buf) noexcept nogil:
     """Write rows p0 .. p0 + count - 1 of the patch matrix into ``buf`` (count x KH*KW*C)."""
@@ -774,13 +785,7 @@ cdef inline void pack_patch_rows(const Patches *g, const floating *src, ptrdiff_
                         for c in range(C):
                             seg[kw * C + c] = srow[iw * C + c]
             seg += row_len
-        ow += 1
-        if ow == OW:
-            ow = 0
-            oh += 1
-            if oh == OH:
-                oh = 0
-                n += 1
+        next_pixel(&n, &oh, &ow, OH, OW)
 
 
 cdef ptrdiff_t im2col_forward_block(const conv_task *task, ptrdiff_t index, floating *patches) noexcept nogil:
@@ -1042,13 +1047,7 @@ cdef inline void pack_tap_rows(const Patches *g, const floating *src, ptrdiff_t 
             for c in range(width):
                 row[c] = 0
         row += width
-        ow += 1
-        if ow == OW:
-            ow = 0
-            oh += 1
-            if oh == OH:
-                oh = 0
-                n += 1
+        next_pixel(&n, &oh, &ow, OH, OW)
 
 
 cdef ptrdiff_t filter_grad_gemm_block(const conv_task *task, ptrdiff_t index, floating *workspace) noexcept nogil:
