@@ -6,13 +6,21 @@ training layer in :mod:`fastconv.keras`.
 """
 import os
 
-# Idle OpenMP threads sleep instead of spinning (unless the user chose otherwise): on a machine
-# whose cores are shared, a spinning thread takes the core from the thread doing the work, and a
-# parallel region then waits for a descheduled thread.  Measured on the 2-core development
-# machine at load average 4.5, medians of 15 calls, 3 alternating processes: a 3x3 64->64
-# convolution of 8x56x56 took 22-24 ms spinning and 13-15 ms passive, a 1x1 256->128 one 13-15 ms
-# and 6-7 ms, an 8x8 one 0.18-0.21 ms either way.  It must be set before the OpenMP runtime loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin briefly, then sleep (unless the user chose a policy or a spin count).
+# A long spin (GNU OpenMP's default, about 3 ms) takes shared cores from the threads doing the
+# work: at load average 4.5 a 3x3 64->64 convolution of 8x56x56 took 22-24 ms with it, 13-15 ms
+# with threads that sleep at once.  Sleeping at once costs a wake-up per parallel region, about
+# 0.2 ms here (a 1x1 convolution of 8x8x16: 171-260 us on 2 threads, 4-9 us with a short spin),
+# and a network at batch 1 runs ~100 regions per image.  30000 iterations (about 0.3 ms; libgomp
+# counts 100000 a millisecond) keep the workers awake from one layer to the next.  Images/s in
+# alternating processes, sleeping -> this spin: MobileNetV2 batch 1 28-30 -> 53-57, ResNet50
+# batch 1 8.0-8.3 -> 13.5-13.7, batch 32 within the noise; with two busy loops on the 2 cores
+# equal or better (MobileNetV2 batch 1 14.5-17.4 -> 23.5, ResNet50 batch 32 8.4-8.9 -> 8.6-9.3).
+# libgomp takes GOMP_SPINCOUNT over the policy; the policy is for other OpenMP runtimes.  Both
+# must be set before the OpenMP runtime loads.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = "30000"
 
 try:
     from fastconv._runtime import openmp_enabled, simd_isa

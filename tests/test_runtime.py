@@ -42,6 +42,22 @@ def test_default_threads_follow_omp_num_threads(tmp_path):
     assert _run("import fastconv; print(fastconv.get_num_threads())", tmp_path, OMP_NUM_THREADS="3") == "3"
 
 
+@pytest.mark.parametrize("user_env, expected", [
+    ({}, "PASSIVE 30000"),                              # fastconv's default: a short spin, then sleep
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE None"),     # the user's choice stands, whole
+    ({"GOMP_SPINCOUNT": "5"}, "None 5"),
+])
+def test_idle_threads_spin_briefly_unless_the_user_chose(tmp_path, user_env, expected):
+    """import fastconv sets the OpenMP wait policy only when the user set neither variable (this
+    process's own import set both: they are removed for the child)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = ("import os, fastconv\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, **user_env},
+                         cwd=tmp_path, check=True).stdout.strip()
+    assert out == expected
+
+
 def test_every_instruction_set_gives_the_same_results(tmp_path):
     """FASTCONV_ISA caps the micro-kernels (base: SSE2/NEON): every ISA this CPU runs agrees."""
     code = (
