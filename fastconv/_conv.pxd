@@ -28,7 +28,8 @@ cdef struct conv_plan:
     ptrdiff_t n_panels          # ceil(n_cols / nr)
     ptrdiff_t packed_size       # elements of the packed filters (0 for the filter gradient)
     ptrdiff_t bias_size         # elements of the padded bias (n_panels * nr; 0 where no bias applies)
-    ptrdiff_t block_rows        # rows of one block: patch rows (im2col), 2x2 tiles (Winograd)
+    ptrdiff_t block_rows        # rows of one block: patch rows (im2col), tiles (Winograd)
+    int winograd_tile           # Winograd: outputs per side of a tile, 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)); else 0
     bint patches_in_place       # im2col of a 1x1, stride 1, unpadded layer: x is its own patch matrix
     ptrdiff_t chunk_rows        # im2col filter gradient as a GEMM per tap: input channels per task (0: by slices)
     # im2col forward: steps of the reduction per micro-kernel call (a packed panel's slice that

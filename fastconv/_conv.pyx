@@ -21,7 +21,7 @@ direct (fwd, dX)       destination pixels of one row        output channels     
 im2col forward         pixels, from a packed patch matrix   output channels       kh * kw * Cin
                        (1x1 at stride 1: x itself, in place)
 im2col input grad      pixels of dY; then col2im            kh * kw * Cin         Cout
-Winograd (fwd, dX)     2x2 tiles, per position xi of 16     output channels       channels
+Winograd (fwd, dX)     tiles, per position xi (16 or 36)    output channels       channels
 direct filter grad     input channels of one tap            output channels       pixels of a row
 im2col filter grad     kh * kw * Cin (patch matrix)         output channels       pixels
 =====================  ==================================  ====================  ===============
@@ -62,15 +62,18 @@ cdef extern from "winograd.h" nogil:
                          ptrdiff_t, ptrdiff_t, float *) noexcept nogil
         void (*output_d)(const double *, ptrdiff_t, ptrdiff_t, const double *, int, double *, ptrdiff_t,
                          ptrdiff_t, ptrdiff_t, ptrdiff_t, double *) noexcept nogil
-    fc_wino_transforms fc_select_wino()
+    fc_wino_transforms fc_select_wino(int tile)
 
 cdef enum:
     # Working set of one packed patch block (im2col): a few hundred KiB, so that it stays in the L2
     # cache of a core while every block of output channels is multiplied with it.
     IM2COL_BLOCK_BYTES = 196608
-    # Working set of one block of Winograd tiles (their 16 transformed inputs and 16 products):
-    # about half the L2 cache of a core.
+    # Working set of one block of Winograd tiles (all their transformed inputs and products), for
+    # thin layers: about half the L2 cache of a core; and of one position's (see winograd_block_tiles).
     WINOGRAD_BLOCK_BYTES = 262144
+    WINOGRAD_POSITION_BYTES = 131072
+    # Tiles that F(4x4, 3x3) needs (see winograd_tile_for).
+    WINOGRAD_4X4_MIN_TILES = 32
     # Each thread's workspace starts on its own cache line (no false sharing between threads).
     CACHE_LINE = 64
     # im2col forward of a 1x1, stride 1 layer, read in place: output pixels per block.  Measured on
@@ -166,6 +169,8 @@ cdef class KernelPlan:
     input_nhwc, output_nhwc : the forward convolution's input (N, H, W, C) and output (N, OH, OW, K)
     filter_hw, strides, dilations, pads : (KH, KW), (sh, sw), (dh, dw), (top, left)
     n_threads : threads of every call
+    winograd_tile : Winograd plans: 2 (F(2x2, 3x3)), 4 (F(4x4, 3x3)) or 0, the one that computes
+        fewer products for the layer (:func:`winograd_tile_for`)
 
     Everything else is derived here, once: the micro-kernel and its panel width ``nr``, the
     sizes of the packed filters, of the padded bias and of each thread's workspace, the tasks,
@@ -173,7 +178,7 @@ cdef class KernelPlan:
     """
 
     def __init__(self, str pass_, str algorithm, int itemsize, input_nhwc, output_nhwc, filter_hw,
-                 strides, dilations, pads, int n_threads):
+                 strides, dilations, pads, int n_threads, int winograd_tile=0):
         if pass_ not in PASSES:
             raise ValueError(f"KernelPlan: pass_ must be one of {tuple(PASSES)}. Received: pass_={pass_!r}")
         if algorithm not in ALGORITHMS:
@@ -183,6 +188,9 @@ cdef class KernelPlan:
             raise ValueError(f"KernelPlan: itemsize must be 4 or 8. Received: itemsize={itemsize}")
         if n_threads < 1:
             raise ValueError(f"KernelPlan: n_threads must be positive. Received: n_threads={n_threads}")
+        if winograd_tile not in (0, 2, 4) or (winograd_tile and algorithm != "winograd"):
+            raise ValueError(f"KernelPlan: winograd_tile must be 0, 2 or 4, and 0 unless algorithm='winograd'. "
+                             f"Received: winograd_tile={winograd_tile}, algorithm={algorithm!r}")
         cdef conv_plan *p = &self.c
         p.N, p.H, p.W, p.C = input_nhwc
         n_out, p.OH, p.OW, p.K = output_nhwc
@@ -204,6 +212,9 @@ cdef class KernelPlan:
         p.itemsize = itemsize
         p.n_threads = n_threads
         p.taps = p.KH * p.KW
+        p.winograd_tile = 0
+        if p.algorithm == ALGORITHM_WINOGRAD:
+            p.winograd_tile = winograd_tile if winograd_tile else winograd_tile_for(p)
         derive_sizes(p)
 
     @property
@@ -256,12 +267,17 @@ cdef class KernelPlan:
     def n_threads(self):
         return self.c.n_threads
 
+    @property
+    def winograd_tile(self):
+        """Outputs per side of a Winograd tile: 2 (F(2x2, 3x3)), 4 (F(4x4, 3x3)); 0 for other algorithms."""
+        return self.c.winograd_tile
+
     def __repr__(self):
         cdef conv_plan *p = &self.c
         return (f"KernelPlan({self.pass_}, {self.algorithm}, float{8 * p.itemsize}, input "
                 f"{(p.N, p.H, p.W, p.C)}, output {(p.N, p.OH, p.OW, p.K)}, filters {(p.KH, p.KW)}, strides "
                 f"{(p.sh, p.sw)}, dilations {(p.dh, p.dw)}, pads {(p.pt, p.pl)}, nr={p.kernel.nr}, "
-                f"threads={p.n_threads})")
+                f"{f'F({p.winograd_tile}x{p.winograd_tile}, 3x3), ' if p.winograd_tile else ''}threads={p.n_threads})")
 
 
 cdef bint gemm_filter_gradient(ptrdiff_t n_rows, ptrdiff_t n_pixels, ptrdiff_t C, ptrdiff_t taps, ptrdiff_t K,
@@ -289,10 +305,53 @@ def filter_gradient_by_gemm(ptrdiff_t n_rows, ptrdiff_t n_pixels, ptrdiff_t C, p
     return gemm_filter_gradient(n_rows, n_pixels, C, taps, K, itemsize)
 
 
+cdef int winograd_tile_for(const conv_plan *p) noexcept:
+    """The Winograd tile for a plan: F(4x4, 3x3) where it computes fewer products than F(2x2, 3x3)
+    over the destination images, tiles hanging over the edge included (36 products per 4x4 tile
+    against 16 per 2x2 tile), and has at least WINOGRAD_4X4_MIN_TILES tiles.  Measured against
+    F(2x2, 3x3) in one process, 2 threads, GFLOP/s as direct: F(4x4) 1.0-1.45x on ResNet50's 3x3
+    layers at batch 1-32 (56x56 64 -> 64 b32 184 -> 268, 28x28 128 b1 231 -> 272, 7x7 512 b32 167 ->
+    214), on 8x50x50 32 -> 64 1.1x; 0.78x on 14x14 256 -> 256 at batch 1 (16 tiles: every
+    block reads all of U, 2.25x larger than F(2x2)'s, for few tiles), 1.0x with 32 tiles."""
+    cdef ptrdiff_t dst_h = p.OH if p.pass_ == PASS_FORWARD else p.H
+    cdef ptrdiff_t dst_w = p.OW if p.pass_ == PASS_FORWARD else p.W
+    cdef ptrdiff_t tiles4 = p.N * ceil_div(dst_h, 4) * ceil_div(dst_w, 4)
+    cdef ptrdiff_t tiles2 = p.N * ceil_div(dst_h, 2) * ceil_div(dst_w, 2)
+    return 4 if 36 * tiles4 < 16 * tiles2 and tiles4 >= WINOGRAD_4X4_MIN_TILES else 2
+
+
+cdef ptrdiff_t winograd_block_tiles(ptrdiff_t positions, ptrdiff_t src_channels, ptrdiff_t dst_channels,
+                                    ptrdiff_t tiles, ptrdiff_t mr, int itemsize) noexcept:
+    """Tiles per Winograd block (a multiple of mr).
+
+    A block transforms its tiles into V (positions x tiles x src channels), multiplies each
+    position's V[xi] by all of U[xi] into M and transforms M back.  A block whose V and M fit
+    WINOGRAD_BLOCK_BYTES stays in the L2 cache, but reads all of U (positions x src x dst
+    channels) once per block: per tile, U / tiles against V and M's positions x (src + dst)
+    values.  For thin layers U is small and that block is best; for wide ones (U of 256 -> 256
+    channels is 9.4 MiB for F(4x4, 3x3)) U's traffic dominates, and the block is as long as one
+    position's V and M within WINOGRAD_POSITION_BYTES (V and M leave L2, each value of U serves
+    the whole block).  The switch: where the short block is shorter than src x dst / (4 (src +
+    dst)) tiles (measured on ResNet50's 3x3 layers at batch 32, F(4x4, 3x3), GFLOP/s as direct:
+    56x56 64 -> 64 254 short, 185 long; 28x28 128 306 -> 334; 14x14 256 211 -> 266; 7x7 512
+    168 -> 220).  At most tiles / MIN_TASKS (rounded up to mr), so that a small batch has tasks
+    for every thread.  The blocks change no bit of the results: each tile's sums are the same
+    whatever block it is in."""
+    cdef ptrdiff_t row_bytes = (src_channels + dst_channels) * itemsize
+    if row_bytes <= 0:
+        return mr
+    cdef ptrdiff_t rows = WINOGRAD_BLOCK_BYTES // (positions * row_bytes)
+    if rows * 4 * (src_channels + dst_channels) < src_channels * dst_channels:
+        rows = WINOGRAD_POSITION_BYTES // row_bytes
+    rows = smaller(rows, ceil_div(ceil_div(tiles, MIN_TASKS), mr) * mr)
+    rows = (rows // mr) * mr
+    return rows if rows > mr else mr
+
+
 cdef void derive_sizes(conv_plan *p) noexcept:
     """The micro-kernel, buffer sizes and tasks of a plan whose geometry and algorithm are set."""
     cdef ptrdiff_t reduction = p.taps * p.C     # columns of the forward's patch matrix
-    cdef ptrdiff_t src_channels, dst_channels, tiles, denominator, per_thread, panel_len, per_group
+    cdef ptrdiff_t src_channels, dst_channels, tiles, per_thread, panel_len, per_group, positions
     if p.pass_ == PASS_INPUT_GRADIENT and p.algorithm == ALGORITHM_IM2COL:
         p.n_cols = reduction
     elif p.pass_ == PASS_INPUT_GRADIENT:
@@ -377,18 +436,17 @@ cdef void derive_sizes(conv_plan *p) noexcept:
     else:
         src_channels = p.C if p.pass_ == PASS_FORWARD else p.K
         dst_channels = p.K if p.pass_ == PASS_FORWARD else p.C
-        p.packed_size = p.n_panels * 16 * src_channels * nr      # [jb, xi, src channel, 0:nr]
-        denominator = 16 * (src_channels + dst_channels) * p.itemsize
-        p.block_rows = WINOGRAD_BLOCK_BYTES // denominator if denominator > 0 else mr
-        p.block_rows = (p.block_rows // mr) * mr if p.block_rows >= mr else mr
+        positions = (p.winograd_tile + 2) * (p.winograd_tile + 2)
+        p.packed_size = p.n_panels * positions * src_channels * nr      # [jb, xi, src channel, 0:nr]
         if p.pass_ == PASS_FORWARD:
-            tiles = p.N * ceil_div(p.OH, 2) * ceil_div(p.OW, 2)
+            tiles = p.N * ceil_div(p.OH, p.winograd_tile) * ceil_div(p.OW, p.winograd_tile)
         else:
-            tiles = p.N * ceil_div(p.H, 2) * ceil_div(p.W, 2)
+            tiles = p.N * ceil_div(p.H, p.winograd_tile) * ceil_div(p.W, p.winograd_tile)
+        p.block_rows = winograd_block_tiles(positions, src_channels, dst_channels, tiles, mr, p.itemsize)
         p.n_tasks = ceil_div(tiles, p.block_rows)
-        # V (16 tiles x src channels), M (16 tiles x dst channels), a sink row for the outputs
-        # past the edge and a row of zeros (the padding, and the bias when there is none).
-        per_thread = (16 * p.block_rows * (src_channels + dst_channels) + dst_channels
+        # V (positions x tiles x src channels), M (positions x tiles x dst channels), a sink row for
+        # the outputs past the edge and a row of zeros (the padding, and the bias when there is none).
+        per_thread = (positions * p.block_rows * (src_channels + dst_channels) + dst_channels
                       + (src_channels if src_channels > dst_channels else dst_channels)) * p.itemsize
     p.workspace_bytes = ceil_div(per_thread if per_thread > 0 else 1, CACHE_LINE) * CACHE_LINE
 
@@ -523,12 +581,21 @@ def pack_panels(KernelPlan plan, const floating[:, :, :] src not None, floating[
                         dst[j] = src[tap, step, col] if col < n_cols else 0
 
 
-cdef inline void winograd_row(double g0, double g1, double g2, double *u) noexcept nogil:
-    """u = G (g0, g1, g2): the rows of G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]."""
-    u[0] = g0
-    u[1] = 0.5 * (g0 + g1 + g2)
-    u[2] = 0.5 * (g0 - g1 + g2)
-    u[3] = g2
+cdef inline void winograd_row(int tile, double g0, double g1, double g2, double *u) noexcept nogil:
+    """u = G (g0, g1, g2) for the tile's G (tile + 2 rows; see fastconv/_kernels/winograd_impl.h)."""
+    if tile == 2:   # G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+        u[0] = g0
+        u[1] = 0.5 * (g0 + g1 + g2)
+        u[2] = 0.5 * (g0 - g1 + g2)
+        u[3] = g2
+    else:
+        # G = [[1, 0, 0], [1/3, 1/3, 1/3], [-1/3, 1/3, -1/3], [-16/15, -8/15, -4/15], [1/15, -2/15, 4/15], [0, 0, 1]]
+        u[0] = g0
+        u[1] = (g0 + g1 + g2) / 3
+        u[2] = -(g0 - g1 + g2) / 3
+        u[3] = -(16 * g0 + 8 * g1 + 4 * g2) / 15
+        u[4] = (g0 - 2 * g1 + 4 * g2) / 15
+        u[5] = g2
 
 
 def pack_winograd_filters(KernelPlan plan, const floating[:, :, :, :] w not None, floating[::1] out not None):
@@ -536,9 +603,9 @@ def pack_winograd_filters(KernelPlan plan, const floating[:, :, :, :] w not None
 
     ``w`` is (3, 3, src channels, dst channels), any strides: the filters for the forward, the
     flipped and transposed ones ``w[::-1, ::-1].transpose(0, 1, 3, 2)`` for the input gradient.
-    For each filter g = w[:, :, c, k], U = G g G^T (4x4, computed in double and rounded once)
-    goes to the micro-kernel's panels ``out[jb, xi, c, 0:nr]`` with xi = 4 i + j and
-    k = jb nr + column; the columns past the last channel are zero.
+    For each filter g = w[:, :, c, k], U = G g G^T (a x a, a = plan.winograd_tile + 2, computed in
+    double and rounded once) goes to the micro-kernel's panels ``out[jb, xi, c, 0:nr]`` with
+    xi = a i + j and k = jb nr + column; the columns past the last channel are zero.
     """
     cdef const conv_plan *p = &plan.c
     check_plan(p, "pack_winograd_filters", sizeof(floating), False)
@@ -555,24 +622,26 @@ def pack_winograd_filters(KernelPlan plan, const floating[:, :, :, :] w not None
         memset(&out[0], 0, out.shape[0] * sizeof(floating))
         # Large filters in parallel over the source channels, as pack_panels.
         for c in prange(src_channels, schedule="static", num_threads=pack_threads(p)):
-            winograd_filters_of_channel(w, c, dst_channels, src_channels, p.kernel.nr, &out[0])
+            winograd_filters_of_channel(w, c, dst_channels, src_channels, p.kernel.nr, p.winograd_tile, &out[0])
 
 
 cdef inline void winograd_filters_of_channel(const floating[:, :, :, :] w, ptrdiff_t c, ptrdiff_t dst_channels,
-                                             ptrdiff_t src_channels, ptrdiff_t nr, floating *out) noexcept nogil:
+                                             ptrdiff_t src_channels, ptrdiff_t nr, int tile,
+                                             floating *out) noexcept nogil:
     """pack_winograd_filters for the filters of source channel c."""
     cdef ptrdiff_t k, panel, col, a, i, j
-    cdef double gt[3][4]    # gt[a] = G g[a, :]: the rows of g G^T
-    cdef double u[4]
+    cdef ptrdiff_t side = tile + 2, positions = side * side
+    cdef double gt[3][6]    # gt[a] = G g[a, :]: the rows of g G^T
+    cdef double u[6]
     for k in range(dst_channels):
         panel = k // nr
         col = k - panel * nr
         for a in range(3):
-            winograd_row(w[a, 0, c, k], w[a, 1, c, k], w[a, 2, c, k], gt[a])
-        for j in range(4):
-            winograd_row(gt[0][j], gt[1][j], gt[2][j], u)       # column j of G (g G^T)
-            for i in range(4):
-                out[((panel * 16 + 4 * i + j) * src_channels + c) * nr + col] = <floating> u[i]
+            winograd_row(tile, w[a, 0, c, k], w[a, 1, c, k], w[a, 2, c, k], gt[a])
+        for j in range(side):
+            winograd_row(tile, gt[0][j], gt[1][j], gt[2][j], u)       # column j of G (g G^T)
+            for i in range(side):
+                out[((panel * positions + side * i + j) * src_channels + c) * nr + col] = <floating> u[i]
 
 
 # -- direct convolution (forward and input gradient) -----------------------------------------------
@@ -878,39 +947,42 @@ cdef ptrdiff_t im2col_input_grad_image(const conv_task *task, ptrdiff_t image, f
     return 0
 
 
-# -- Winograd F(2x2, 3x3) (forward and input gradient) --------------------------------------------------
+# -- Winograd F(2x2, 3x3) and F(4x4, 3x3) (forward and input gradient) ------------------------------
 
 cdef ptrdiff_t winograd_block(const conv_task *task, ptrdiff_t block, floating *workspace) noexcept nogil:
-    """One block of 2x2 output tiles of a 3x3, stride 1 convolution by Winograd F(2x2, 3x3).
+    """One block of m x m output tiles of a 3x3, stride 1 convolution by Winograd F(m x m, 3x3),
+    m = plan.winograd_tile (2 or 4), a = m + 2.
 
-    The destination is cut into 2x2 tiles (the last row and column of tiles may hang over the
-    edge); tile (a, b) of image n reads the 4x4 source tile at rows 2a - pad_top.., columns
-    2b - pad_left...  The tiles of the batch, flattened, are processed in blocks of a fixed
-    size: the block's inputs are transformed into V[xi, tile, src channel] (16 positions xi,
+    The destination is cut into m x m tiles (the last row and column of tiles may hang over the
+    edge); tile (r, q) of image n reads the a x a source tile at rows m r - pad_top.., columns
+    m q - pad_left...  The tiles of the batch, flattened, are processed in blocks of a fixed
+    size: the block's inputs are transformed into V[xi, tile, src channel] (a^2 positions xi,
     fastconv/_kernels/winograd_impl.h), then for each xi the micro-kernel multiplies V[xi] by
     the transformed filters U[xi] (packed as panels ``[jb, xi, src channel, 0:nr]``) into
-    M[xi, tile, dst channel], and the output transform writes the 2x2 outputs with bias and ReLU.
+    M[xi, tile, dst channel], and the output transform writes the m x m outputs with bias and ReLU.
     Returns how many tiles read an infinity or NaN (their results are not reliable).
     """
     cdef const conv_plan *p = task.plan
     cdef fc_kernel kern = p.kernel
-    cdef fc_wino_transforms transforms = fc_select_wino()
+    cdef int m = p.winograd_tile
+    cdef fc_wino_transforms transforms = fc_select_wino(m)
+    cdef ptrdiff_t positions = (m + 2) * (m + 2)
     cdef ptrdiff_t nr = kern.nr, tiles_per_block = p.block_rows
     cdef ptrdiff_t src_h = task.src_h, src_w = task.src_w, src_c = task.src_c
     cdef ptrdiff_t dst_h = task.dst_h, dst_w = task.dst_w, dst_c = task.dst_c
-    cdef ptrdiff_t tile_rows = (dst_h + 1) // 2, tile_cols = (dst_w + 1) // 2
+    cdef ptrdiff_t tile_rows = ceil_div(dst_h, m), tile_cols = ceil_div(dst_w, m)
     cdef ptrdiff_t n_tiles = p.N * tile_rows * tile_cols
     cdef ptrdiff_t first = block * tiles_per_block
     cdef ptrdiff_t count = smaller(n_tiles - first, tiles_per_block)
     cdef floating *V = workspace
-    cdef floating *M = V + 16 * tiles_per_block * src_c
-    cdef floating *sink = M + 16 * tiles_per_block * dst_c
+    cdef floating *M = V + positions * tiles_per_block * src_c
+    cdef floating *sink = M + positions * tiles_per_block * dst_c
     cdef floating *zeros = sink + dst_c
     cdef const floating *src = <const floating *> task.src
     cdef const floating *packed = <const floating *> task.packed
     cdef const floating *bias = <const floating *> task.bias
     cdef floating *dst = <floating *> task.dst
-    cdef ptrdiff_t t, image, rest, a, b, xi, panel
+    cdef ptrdiff_t t, image, rest, r, q, xi, panel
     cdef ptrdiff_t zero_off = 0
     cdef ptrdiff_t n_bad = 0
     memset(zeros, 0, sizeof(floating) * (src_c if src_c > dst_c else dst_c))
@@ -919,32 +991,32 @@ cdef ptrdiff_t winograd_block(const conv_task *task, ptrdiff_t block, floating *
     for t in range(count):
         image = (first + t) // (tile_rows * tile_cols)
         rest = (first + t) - image * tile_rows * tile_cols
-        a = rest // tile_cols
-        b = rest - a * tile_cols
+        r = rest // tile_cols
+        q = rest - r * tile_cols
         if floating is float:
             n_bad += transforms.input_f(src + image * src_h * src_w * src_c, src_h, src_w, src_c,
-                                        2 * a - task.pad_top, 2 * b - task.pad_left, zeros, V + t * src_c,
+                                        m * r - task.pad_top, m * q - task.pad_left, zeros, V + t * src_c,
                                         tiles_per_block * src_c)
         else:
             n_bad += transforms.input_d(src + image * src_h * src_w * src_c, src_h, src_w, src_c,
-                                        2 * a - task.pad_top, 2 * b - task.pad_left, zeros, V + t * src_c,
+                                        m * r - task.pad_top, m * q - task.pad_left, zeros, V + t * src_c,
                                         tiles_per_block * src_c)
-    for xi in range(16):
+    for xi in range(positions):
         for panel in range(p.n_panels):
             tiles_of_rows(&kern, count, 1, &zero_off, &zero_off, src_c, V + xi * tiles_per_block * src_c, src_c, 1,
-                          packed + (panel * 16 + xi) * src_c * nr, M + xi * tiles_per_block * dst_c + panel * nr,
+                          packed + (panel * positions + xi) * src_c * nr, M + xi * tiles_per_block * dst_c + panel * nr,
                           dst_c, panel_cols(dst_c, panel, nr), 0, <const floating *> NULL, False)
     for t in range(count):
         image = (first + t) // (tile_rows * tile_cols)
         rest = (first + t) - image * tile_rows * tile_cols
-        a = rest // tile_cols
-        b = rest - a * tile_cols
+        r = rest // tile_cols
+        q = rest - r * tile_cols
         if floating is float:
             transforms.output_f(M + t * dst_c, tiles_per_block * dst_c, dst_c, bias, task.relu,
-                                dst + image * dst_h * dst_w * dst_c, dst_h, dst_w, 2 * a, 2 * b, sink)
+                                dst + image * dst_h * dst_w * dst_c, dst_h, dst_w, m * r, m * q, sink)
         else:
             transforms.output_d(M + t * dst_c, tiles_per_block * dst_c, dst_c, bias, task.relu,
-                                dst + image * dst_h * dst_w * dst_c, dst_h, dst_w, 2 * a, 2 * b, sink)
+                                dst + image * dst_h * dst_w * dst_c, dst_h, dst_w, m * r, m * q, sink)
     return n_bad
 
 

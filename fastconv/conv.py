@@ -36,7 +36,7 @@ def _check_algorithm(algorithm, fn, geo=None):
 
 
 def winograd_applies(kernel_hw, strides, dilations):
-    """Winograd F(2x2, 3x3) computes 3x3 filters at stride 1 without dilation."""
+    """Winograd (F(2x2, 3x3) and F(4x4, 3x3)) computes 3x3 filters at stride 1 without dilation."""
     return tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilations) == (1, 1)
 
 
@@ -57,14 +57,15 @@ def select_algorithm(pass_, geometry, requested="auto", finite_filters=True, ite
 
     Forward and input gradient, ``requested="auto"``:
 
-    - 3x3 filters at stride 1 with many channels on both sides (>= 16): Winograd F(2x2, 3x3),
-      which does 16 multiplications per 2x2 outputs where the others do 36, when there are
-      enough 2x2 tiles (of the pass's output): at least 25, and at least one per 4096 filter
-      pairs (in x out), since every block of tiles streams all 16 transformed filter matrices.
-      Measured against direct, 2 threads, forward / input gradient: 1.64-2.02x / 1.69-2.00x
-      with 25-196 tiles on 10x10-28x28 images of 64-256 channels (batch 1 to 4), 1.09x / 1.25x
-      for 256 tiles of 512 channels (one per 1024 pairs), 0.95x / 1.29x for 32 tiles of 512
-      channels (one per 8192 pairs: direct);
+    - 3x3 filters at stride 1 with many channels on both sides (>= 16): Winograd, which does 16
+      multiplications per 2x2 outputs (F(2x2, 3x3)) or 36 per 4x4 outputs (F(4x4, 3x3), the
+      plan's choice where it does fewer: ``fastconv._conv.winograd_tile_for``) where the others
+      do 36 per output, when there are enough 2x2 tiles (of the pass's output): at least 25, and
+      at least one per 4096 filter pairs (in x out), since every block of tiles streams all the
+      transformed filter matrices.  Measured with F(2x2, 3x3) against direct, 2 threads,
+      forward / input gradient: 1.64-2.02x / 1.69-2.00x with 25-196 tiles on 10x10-28x28 images
+      of 64-256 channels (batch 1 to 4), 1.09x / 1.25x for 256 tiles of 512 channels (one per
+      1024 pairs), 0.95x / 1.29x for 32 tiles of 512 channels (one per 8192 pairs: direct);
     - forward of a 1x1 convolution at stride 1 without padding: im2col, which reads the input in
       place as its own patch matrix (a GEMM of the batch's pixels by the filters, in blocks of 48
       pixels: full tiles where the direct kernel's rows of 7 or 14 pixels end in partial ones;
@@ -164,13 +165,16 @@ class ConvPlan:
     ``kernel`` (``fastconv._conv.KernelPlan``: the geometry, the micro-kernel and its panel width
     ``nr``, the sizes of the packed filters, of the padded bias and of each thread's workspace,
     the slices of the filter gradient).  The kernels check every buffer against it.
+    ``winograd_tile`` (2 or 4) fixes a Winograd plan's tile, F(2x2, 3x3) or F(4x4, 3x3), instead
+    of the plan's choice (0; ignored by the other algorithms).
 
     Packing the filters is a step of its own (:meth:`pack`): a plan and its packed filters can be
     kept (per layer and weight version) and run again on new inputs with :meth:`run`.  The thread
     count is part of the plan (results do not depend on it).
     """
 
-    def __init__(self, geometry, pass_, dtype, algorithm="auto", finite_filters=True, n_threads=None):
+    def __init__(self, geometry, pass_, dtype, algorithm="auto", finite_filters=True, n_threads=None,
+                 winograd_tile=0):
         self.geometry = geometry
         self.pass_ = pass_
         self.dtype = np.dtype(dtype)
@@ -180,7 +184,8 @@ class ConvPlan:
         pt, _, pl, _ = geometry.pads
         self.kernel = _conv.KernelPlan(pass_, self.algorithm, self.dtype.itemsize, geometry.input_nhwc,
                                        geometry.output_nhwc, (kh, kw), geometry.strides, geometry.dilations,
-                                       (pt, pl), self.n_threads)
+                                       (pt, pl), self.n_threads,
+                                       winograd_tile if self.algorithm == "winograd" else 0)
         self.fallback = None if fallback is None else ConvPlan(geometry, pass_, dtype, fallback,
                                                                n_threads=self.n_threads)
 
@@ -263,8 +268,10 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
     algorithm : 'auto', 'direct', 'im2col' or 'winograd'
         'auto' picks by shape (see :func:`select_algorithm`). All give the same results up to
         the rounding of a different summation order ('winograd': 3x3 filters, stride 1, no
-        dilation only; in float32 within 1e-6 of the largest output, relative: measured 2-8e-7
-        against float64 on layers of 16-512 channels, where direct's own rounding is 0.5-3e-6).
+        dilation only; F(4x4, 3x3) on most layers, F(2x2, 3x3) on small images; in float32
+        within 1e-5 of the largest output, relative: measured against float64 2-8e-7 for
+        F(2x2, 3x3) and 1-6e-6 for F(4x4, 3x3) on layers of 16-512 channels, where direct's own
+        rounding is 0.5-3e-6).
     out : ndarray, optional
         Where to write the result (its shape and dtype must be the result's).
     bias : array_like, optional
@@ -329,7 +336,7 @@ def conv2d_backprop_input(input_sizes, filters, out_backprop, strides, padding, 
     (a convolution of ``out_backprop`` with the flipped filters, phase by phase of the stride);
     'im2col' multiplies ``out_backprop`` by the transposed filter matrix and adds the columns
     back (col2im), one image per thread; 'winograd' (3x3, stride 1, no dilation) convolves
-    ``out_backprop`` with the flipped filters by Winograd F(2x2, 3x3).
+    ``out_backprop`` with the flipped filters by Winograd (F(2x2, 3x3) or F(4x4, 3x3), as the forward).
     """
     return _input_gradient("conv2d_backprop_input", "input_sizes", "out_backprop", input_sizes, filters,
                            out_backprop, strides, padding, data_format, dilations, algorithm, out)

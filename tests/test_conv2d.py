@@ -88,7 +88,9 @@ def test_algorithms_agree_and_auto_is_one_of_them():
     w = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
     results = {a: fc.conv2d(x, w, 1, "SAME", algorithm=a) for a in ("auto", "direct", "im2col", "winograd")}
     np.testing.assert_allclose(results["direct"], results["im2col"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(results["direct"], results["winograd"], rtol=1e-5, atol=1e-5)
+    # Winograd (F(4x4, 3x3) here) within 1e-5 of the largest output (tests/test_conv_winograd.py)
+    np.testing.assert_allclose(results["direct"], results["winograd"], rtol=0,
+                               atol=1e-5 * np.abs(results["direct"]).max())
     assert any(np.array_equal(results["auto"], results[a]) for a in ALGORITHMS + ("winograd",))
 
 
@@ -134,7 +136,7 @@ def test_nan_and_inf_propagate_as_tensorflow(tf):
         np.testing.assert_array_equal(fc.conv2d(x, w, 1, "SAME", algorithm=algorithm), expected)
 
 
-# -- Winograd F(2x2, 3x3) --------------------------------------------------------------------------
+# -- Winograd (each tile: tests/test_conv_winograd.py) --------------------------------------------
 
 @st.composite
 def winograd_problems(draw):
@@ -166,23 +168,6 @@ def test_winograd_matches_reference(problem, dtype, data_format):
     dx = fc.conv2d_backprop_input(x.shape, w, dy, 1, tf_padding(p), algorithm="winograd")
     assert_close(dx, ref.conv2d_backprop_input(x.shape, w, dy, (1, 1), p), dtype,
                  magnitude=np.sqrt(9 * w.shape[3]))
-
-
-def test_winograd_within_1e6_relative_in_float32():
-    """The figure of conv2d's docstring and the README: against the same layer in float64, the
-    float32 Winograd result is within 1e-6 of the largest output (measured 3.4e-7 here; the
-    direct kernel's own rounding is 8.6e-7 on this layer)."""
-    rng = np.random.default_rng(18)
-    x = rng.standard_normal((8, 56, 56, 64)).astype(np.float32)
-    w = rng.standard_normal((3, 3, 64, 64)).astype(np.float32)
-    exact = fc.conv2d(x.astype(np.float64), w.astype(np.float64), 1, "SAME", algorithm="direct")
-    wino = fc.conv2d(x, w, 1, "SAME", algorithm="winograd")
-    assert np.max(np.abs(wino - exact)) / np.max(np.abs(exact)) < 1e-6
-    dy = rng.standard_normal(exact.shape).astype(np.float32)
-    dx_exact = fc.conv2d_backprop_input(x.shape, w.astype(np.float64), dy.astype(np.float64), 1, "SAME",
-                                        algorithm="direct")
-    dx = fc.conv2d_backprop_input(x.shape, w, dy, 1, "SAME", algorithm="winograd")
-    assert np.max(np.abs(dx - dx_exact)) / np.max(np.abs(dx_exact)) < 1e-6
 
 
 def test_winograd_is_bitwise_identical_for_any_thread_count():
