@@ -211,6 +211,14 @@ def window_geometry(size, window, stride, dilation, padding, axis):
     return out, before, after
 
 
+def all_finite(a):
+    """Whether every value of the float array ``a`` is finite, without a temporary of its size:
+    ``np.isfinite(a).all()`` makes a bool array as large as ``a`` (25 MiB, the peak of a filter
+    gradient on a 56x56x64 dY at batch 128, where the kernel itself needs 0.2 MiB).  NumPy's min
+    and max are NaN where a value is NaN, and an infinity is the minimum or the maximum."""
+    return a.size == 0 or bool(np.isfinite(np.min(a)) and np.isfinite(np.max(a)))
+
+
 def to_nhwc(arr, data_format, dtype):
     """A C-contiguous NHWC array of ``dtype`` (a view of ``arr`` when it already is one)."""
     if data_format == "NCHW":

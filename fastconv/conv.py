@@ -10,6 +10,7 @@ import numpy as np
 from fastconv import _buffers, _conv
 from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
+    all_finite,
     as_numeric_array,
     FilterGeometry,
     check_elements,
@@ -424,7 +425,7 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
 def _backprop_filter(x, dy, geo, algorithm):
     if 0 in geo.filter_shape or dy.size == 0:
         return np.zeros(geo.filter_shape, dtype=x.dtype)
-    if any(geo.pads) and not np.isfinite(dy).all():
+    if any(geo.pads) and not all_finite(dy):
         # TensorFlow multiplies the padding (zeros) by dY like any input, so an infinite or NaN
         # gradient over the padding gives NaN; the kernels skip the padding, so for a non-finite
         # dY the zeros are made real first (VALID over the padded input has the same windows).

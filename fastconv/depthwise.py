@@ -10,6 +10,7 @@ import numpy as np
 from fastconv import _depthwise
 from fastconv._threads import MULTIPLY_ADDS_PER_THREAD, threads_for
 from fastconv._validation import (
+    all_finite,
     as_numeric_array,
     FilterGeometry,
     check_elements,
@@ -197,7 +198,7 @@ def depthwise_conv2d_backprop_filter(input, filter_sizes, out_backprop, strides,
     if size == 0 or dyc.size == 0:
         dw = np.zeros(size, dtype=compute)
     else:
-        if not np.isfinite(dyc).all():
+        if not all_finite(dyc):
             xc, geo = geo.padded(xc)
         geom, multiplier, n_threads = geo.kernel_args()
         partials = np.empty((_depthwise.filter_grad_slices(n * oh, size, compute.itemsize), size), dtype=compute)
