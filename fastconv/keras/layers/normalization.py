@@ -86,40 +86,60 @@ class BatchNormalization(Layer):
     def _per_channel(self, v):
         return v.reshape(self._broadcast)
 
+    def _channel_sum_of_products(self, a, b):
+        """sum(a * b) over every axis but the channels', without a temporary of a's size (einsum
+        reduces the products as it goes: 6 ms against 17 for 16x56x56x256 float32)."""
+        letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
+        return np.einsum(f"{letters},{letters}->{letters[self.axis % a.ndim]}", a, b)
+
     def forward(self, x, training=False):
+        # In place where NumPy allows, into two arrays of x's size (x_hat, kept for the gradient,
+        # and y): each fresh array costs its page faults, and the step by step expressions made
+        # six (ResNet50's training step at 112x112, batch 16: BatchNormalization's forward 0.24 s).
         batch_stats = bool(training) and self.trainable
         if batch_stats:
             mean = x.mean(axis=self._reduce_axes)
-            var = x.var(axis=self._reduce_axes)
+        else:
+            mean, var = self.moving_mean.value, self.moving_variance.value
+        x_hat = np.subtract(x, self._per_channel(mean))
+        if batch_stats:   # the biased variance, as np.var: the mean of the centred squares
+            var = (self._channel_sum_of_products(x_hat, x_hat) / (x.size // mean.size)).astype(mean.dtype, copy=False)
             m = x.dtype.type(self.momentum)
             self.moving_mean.assign(self.moving_mean.value * m + mean * (1 - m))
             self.moving_variance.assign(self.moving_variance.value * m + var * (1 - m))
-        else:
-            mean, var = self.moving_mean.value, self.moving_variance.value
         inv_std = 1 / np.sqrt(var + x.dtype.type(self.epsilon))
-        x_hat = (x - self._per_channel(mean)) * self._per_channel(inv_std)
+        x_hat *= self._per_channel(inv_std.astype(x_hat.dtype, copy=False))
         y = x_hat
         if self.scale:
-            y = y * self._per_channel(self.gamma.value)
+            y = np.multiply(x_hat, self._per_channel(self.gamma.value))
         if self.center:
-            y = y + self._per_channel(self.beta.value)
+            y = np.add(y, self._per_channel(self.beta.value), out=y if y is not x_hat else None)
         return y, BatchNormalizationCache(x_hat, inv_std, batch_stats)
 
     def backward(self, cache, grad, need_input_grad=True):
+        """With g the output's gradient, s = inv_std and n the values per channel:
+        d gamma = sum(g x_hat), d beta = sum(g), and (batch statistics; see _standardized_grad)
+        dx = s gamma (g - sum(g) / n - x_hat sum(g x_hat) / n): the two sums serve both, and dx
+        is two arrays of x's size where the step by step form made seven."""
         x_hat, inv_std, batch_stats = cache.x_hat, cache.inv_std, cache.batch_stats
         grads = {}
+        need_sums = need_input_grad and batch_stats
+        sum_g = np.sum(grad, axis=self._reduce_axes) if need_sums or (self.trainable and self.center) else None
+        sum_gx = self._channel_sum_of_products(grad, x_hat) if need_sums or (self.trainable and self.scale) \
+            else None
         if self.trainable:
             if self.scale:
-                grads[self.gamma] = np.sum(grad * x_hat, axis=self._reduce_axes)
+                grads[self.gamma] = sum_gx
             if self.center:
-                grads[self.beta] = np.sum(grad, axis=self._reduce_axes)
+                grads[self.beta] = sum_g
         if not need_input_grad:
             return None, grads
-        d_xhat = grad * self._per_channel(self.gamma.value) if self.scale else grad
+        coef = inv_std * self.gamma.value if self.scale else inv_std      # s gamma per channel
+        dx = np.multiply(grad, self._per_channel(coef.astype(grad.dtype, copy=False)))
         if batch_stats:
-            dx = _standardized_grad(d_xhat, x_hat, self._per_channel(inv_std), self._reduce_axes)
-        else:
-            dx = d_xhat * self._per_channel(inv_std)
+            n = grad.size // coef.size
+            dx -= np.multiply(x_hat, self._per_channel((coef * sum_gx / n).astype(grad.dtype, copy=False)))
+            dx -= self._per_channel((coef * sum_g / n).astype(grad.dtype, copy=False))
         return dx, grads
 
     def get_config(self):
