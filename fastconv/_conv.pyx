@@ -307,6 +307,14 @@ def filter_gradient_by_gemm(ptrdiff_t n_rows, ptrdiff_t n_pixels, ptrdiff_t C, p
     return gemm_filter_gradient(n_rows, n_pixels, C, taps, K, itemsize)
 
 
+cdef inline ptrdiff_t winograd_tiles(const conv_plan *p, ptrdiff_t tile) noexcept:
+    """Tiles of tile x tile outputs over the pass's destination images (y, or dX), the last row
+    and column of tiles hanging over the edge."""
+    cdef ptrdiff_t dst_h = p.OH if p.pass_ == PASS_FORWARD else p.H
+    cdef ptrdiff_t dst_w = p.OW if p.pass_ == PASS_FORWARD else p.W
+    return p.N * ceil_div(dst_h, tile) * ceil_div(dst_w, tile)
+
+
 cdef int winograd_tile_for(const conv_plan *p) noexcept:
     """The Winograd tile for a plan: F(4x4, 3x3) where it computes fewer products than F(2x2, 3x3)
     over the destination images, tiles hanging over the edge included (36 products per 4x4 tile
@@ -315,11 +323,8 @@ cdef int winograd_tile_for(const conv_plan *p) noexcept:
     layers at batch 1-32 (56x56 64 -> 64 b32 184 -> 268, 28x28 128 b1 231 -> 272, 7x7 512 b32 167 ->
     214), on 8x50x50 32 -> 64 1.1x; 0.78x on 14x14 256 -> 256 at batch 1 (16 tiles: every
     block reads all of U, 2.25x larger than F(2x2)'s, for few tiles), 1.0x with 32 tiles."""
-    cdef ptrdiff_t dst_h = p.OH if p.pass_ == PASS_FORWARD else p.H
-    cdef ptrdiff_t dst_w = p.OW if p.pass_ == PASS_FORWARD else p.W
-    cdef ptrdiff_t tiles4 = p.N * ceil_div(dst_h, 4) * ceil_div(dst_w, 4)
-    cdef ptrdiff_t tiles2 = p.N * ceil_div(dst_h, 2) * ceil_div(dst_w, 2)
-    return 4 if 36 * tiles4 < 16 * tiles2 and tiles4 >= WINOGRAD_4X4_MIN_TILES else 2
+    cdef ptrdiff_t tiles4 = winograd_tiles(p, 4)
+    return 4 if 36 * tiles4 < 16 * winograd_tiles(p, 2) and tiles4 >= WINOGRAD_4X4_MIN_TILES else 2
 
 
 cdef ptrdiff_t winograd_block_tiles(ptrdiff_t positions, ptrdiff_t src_channels, ptrdiff_t dst_channels,
@@ -440,10 +445,7 @@ cdef void derive_sizes(conv_plan *p) noexcept:
         dst_channels = p.K if p.pass_ == PASS_FORWARD else p.C
         positions = (p.winograd_tile + 2) * (p.winograd_tile + 2)
         p.packed_size = p.n_panels * positions * src_channels * nr      # [jb, xi, src channel, 0:nr]
-        if p.pass_ == PASS_FORWARD:
-            tiles = p.N * ceil_div(p.OH, p.winograd_tile) * ceil_div(p.OW, p.winograd_tile)
-        else:
-            tiles = p.N * ceil_div(p.H, p.winograd_tile) * ceil_div(p.W, p.winograd_tile)
+        tiles = winograd_tiles(p, p.winograd_tile)
         p.block_rows = winograd_block_tiles(positions, src_channels, dst_channels, tiles, mr, p.itemsize)
         p.n_tasks = ceil_div(tiles, p.block_rows)
         # V (positions x tiles x src channels), M (positions x tiles x dst channels), a sink row for
